@@ -368,17 +368,19 @@ typedef struct pct_datakey
 #define PCT_DATAKEY_BYTES(dk) ((dk)->plain + PCT_KEY_PLAIN_KEY_OFF)
 
 /*
- * Unwrap a key file's contents.  Generation 1: len >= 72, the key id in the
- * file must equal id.  Generation 2: len == 48.  PCT_ERR_KEY when the
- * integrity check fails, PCT_ERR_FORMAT when the file is malformed.
+ * Unwrap a key file's contents; name (the file's path, or NULL) is used in
+ * messages.  Generation 1: len >= 72, the key id in the file must equal id.
+ * Generation 2: len == 48.  PCT_ERR_KEY when the integrity check fails
+ * (wrong KEK or damaged file), PCT_ERR_FORMAT when the file is malformed.
  */
-pct_rc		pct_keyfile_unwrap(int generation, int id, const uint8_t *file,
-							   size_t len, const uint8_t kek[PCT_KEK_LEN],
+pct_rc		pct_keyfile_unwrap(const char *name, int generation, int id,
+							   const uint8_t *file, size_t len,
+							   const uint8_t kek[PCT_KEK_LEN],
 							   pct_datakey *dk);
 
 /*
- * Wrap a data key.  Generation 1 uses dk->counter as stored, so callers
- * increment it first (pct_keyfile_rewrap does); padding is zeroed.
+ * Wrap a data key.  Generation 1 uses dk->counter as given, so a rewrap
+ * passes the stored counter + 1 (pct_keydir_write does); padding is zeroed.
  * out must hold PCT_GEN1_FILE_LEN bytes; *outlen is set.
  */
 pct_rc		pct_keyfile_wrap(const pct_datakey *dk,
@@ -438,13 +440,15 @@ pct_rc		pct_keydir_read(const char *dir, uid_t owner_uid,
 							pct_keyset *ks);
 
 /*
- * Write both keys of ks, wrapped with kek, into the directory dir, which is
- * created (mode dirmode) and must not exist.  Files other than key files of
- * copy_extras_from (a directory, or NULL) are copied too.  Durable.
+ * Write both keys of ks, wrapped with kek, into the existing directory dir
+ * (generation 1 keys are rewrapped with counter + 1).  Regular files of
+ * copy_extras_from (a directory, or NULL) that are not key files, and that
+ * dir does not already hold (a key command may have written them), are
+ * copied too.  Durable: files and dir fsynced, then one durable step.
  */
 pct_rc		pct_keydir_write(const char *dir, const pct_keyset *ks,
-							 const uint8_t kek[PCT_KEK_LEN], mode_t dirmode,
-							 mode_t filemode, const char *copy_extras_from);
+							 const uint8_t kek[PCT_KEK_LEN], mode_t filemode,
+							 const char *copy_extras_from);
 
 /* Action the repair table chose. */
 typedef enum pct_repair

@@ -37,6 +37,14 @@ pct_rc		pct_syserr(const char *fmt,...) PCT_PRINTF(1, 2);
  * result does not fit. */
 pct_rc		pct_path(char *buf, const char *fmt,...) PCT_PRINTF(2, 3);
 
+/*
+ * RFC 5649 AES key wrap with padding (enc) or unwrap (!enc) under a KEK of
+ * keklen bytes (16, 24, 32); in at most 1024 bytes.  PCT_ERR_KEY when the
+ * integrity check fails.  Reports nothing (callers word the error).
+ */
+pct_rc		pct_kwp(bool enc, const uint8_t *kek, int keklen, const uint8_t *in,
+					int inlen, uint8_t *out, int outmax, int *outlen);
+
 /* Little-endian loads and stores. */
 static inline uint32_t
 pct_get_u32(const uint8_t *p)

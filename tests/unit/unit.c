@@ -125,8 +125,8 @@ unit_copy_vector(const char *name, const char *pgdata)
 
 		if (de->d_name[0] == '.')
 			continue;
-		snprintf(sp, sizeof(sp), "%s/%s", src, de->d_name);
-		snprintf(dp, sizeof(dp), "%s/%s", dst, de->d_name);
+		ck_assert((size_t) snprintf(sp, sizeof(sp), "%s/%s", src, de->d_name) < sizeof(sp));
+		ck_assert((size_t) snprintf(dp, sizeof(dp), "%s/%s", dst, de->d_name) < sizeof(dp));
 		n = unit_read_file(sp, buf, sizeof(buf));
 		unit_write_file(dp, buf, n, 0600);
 	}
