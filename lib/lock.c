@@ -105,7 +105,7 @@ write_tmp(const char *tmp, mode_t mode, int *fdp)
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return pct_syserr("could not create lock file \"%s\"", tmp);
-	if (!ofd_lock(fd))
+	if (fchmod(fd, mode) != 0 || !ofd_lock(fd))
 	{
 		pct_rc		rc = pct_syserr("could not lock file \"%s\"", tmp);
 
