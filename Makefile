@@ -44,7 +44,7 @@ LIB_SRC	 = $(sort $(wildcard lib/*.c))
 LIB_OBJ	 = $(LIB_SRC:%.c=$(O)%.o)
 LIBA	 = $(O)lib/libpgcrypttools.a
 
-TOOLS	 = pg_alterckey pg_verify_cryptokeys
+TOOLS	 = pg_alterckey pg_verify_cryptokeys pg_encrypt_cluster
 TOOL_BIN = $(TOOLS:%=$(O)bin/%)
 
 UNIT_SRC = $(sort $(wildcard tests/unit/check_*.c))
@@ -65,6 +65,13 @@ all: $(LIBA) $(TOOL_BIN)
 $(O)lib/%.o: lib/%.c pg_cryptokeys.h lib/pct_internal.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# PostgreSQL's own page checksum code (storage/checksum_impl.h, which is
+# made to be included by programs outside the server), in a unit of its own.
+$(O)lib/checksum.o: lib/checksum.c pg_cryptokeys.h lib/pct_internal.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -O3 -isystem $(PG_INCLUDE_SERVER) \
+		-isystem $(PG_INCLUDE)/internal -c -o $@ $<
 
 $(LIBA): $(LIB_OBJ)
 	@rm -f $@

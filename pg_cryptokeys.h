@@ -239,7 +239,8 @@ typedef enum pct_rc
 	PCT_ERR_STATE,				/* the cluster is not in a usable state */
 	PCT_ERR_BUSY,				/* another tool holds the cluster */
 	PCT_ERR_NOMEM,				/* out of memory */
-	PCT_ERR_INJECTED			/* stopped by the fault-injection hook */
+	PCT_ERR_INJECTED,			/* stopped by the fault-injection hook */
+	PCT_ERR_STOPPED				/* stopped on request at a safe point */
 } pct_rc;
 
 typedef enum pct_level
@@ -342,8 +343,12 @@ pct_rc		pct_keycmd_expand(const pct_keycmd *kc, char **out);
 
 /*
  * Run the command through /bin/sh and parse the KEK it prints into kek
- * (which should be secure memory).  Errors name the command's exit status
- * but never its output; kek is wiped on failure.
+ * (which should be secure memory).  Errors (PCT_ERR_COMMAND) name the
+ * command's exit status but never its output; kek is wiped on failure.
+ * Output beyond 64 KiB is an error.  Bad arguments give PCT_ERR_ARG.  With
+ * a time-out, the command runs in its own process group (killed as a
+ * whole) unless the tool is in the foreground of its terminal, where a
+ * background group could not prompt; then only the shell is killed.
  */
 pct_rc		pct_keycmd_run(const pct_keycmd *kc, uint8_t kek[PCT_KEK_LEN]);
 
@@ -533,20 +538,31 @@ uint32_t	pct_crc32c(uint32_t crc, const void *data, size_t len);
 #define PCT_CRC32C_FINAL(c) ((c) ^ 0xFFFFFFFFu)
 
 /*
- * Read and check $PGDATA/global/pg_control: size, version (1300 or 1400;
- * others refused naming the version found), CRC, block sizes.
+ * Read and check $PGDATA/global/pg_control: size (8192), version (1300 or
+ * 1400; others refused naming the version found), CRC, block sizes (8192,
+ * else refused), relseg_size (non-zero) and xlog_seg_size (a power of two
+ * from 1 MB to 1 GB).  PCT_ERR_FORMAT when a check fails; ctl is filled
+ * only on success.
  */
 pct_rc		pct_control_read(const char *pgdata, pct_control *ctl);
 /* Parse control data from memory (same checks). */
 pct_rc		pct_control_parse(const uint8_t *buf, size_t len,
 							  pct_control *ctl);
-/* Convert in memory 1300 -> 1400 with the given field value (bytes
- * 292..295 must be zero), or 1400 -> 1300; the CRC is recomputed. */
+/*
+ * Convert in memory 1300 -> 1400 with the given field value (a method 1..3
+ * or a key length in bits 128/192/256, else PCT_ERR_ARG; bytes 292..295
+ * must be zero, else PCT_ERR_FORMAT), or 1400 -> 1300 (288..295 zeroed,
+ * then the CRC at 288); the CRC is recomputed and every other byte kept.
+ * From the wrong version: PCT_ERR_STATE.  Like the functions below, they
+ * refuse (PCT_ERR_FORMAT) raw bytes that no longer pass the checks above,
+ * so that a change never gives altered bytes a valid CRC.
+ */
 pct_rc		pct_control_to_1400(pct_control *ctl, uint32_t encryption);
 pct_rc		pct_control_to_1300(pct_control *ctl);
 /* Store unloggedLSN into raw and recompute the CRC. */
 pct_rc		pct_control_set_unlogged_lsn(pct_control *ctl, uint64_t lsn);
-/* Write ctl->raw back durably. */
+/* Write ctl->raw back durably, keeping the file's mode; one durable step
+ * (pct_durable_step) after the file is durable. */
 pct_rc		pct_control_write(const char *pgdata, const pct_control *ctl);
 /* Text of a DBState, as pg_controldata prints it. */
 const char *pct_dbstate_str(int32_t state);
@@ -572,8 +588,12 @@ pct_rc		pct_cluster_check_dir(const char *pgdata, int *major);
 
 /*
  * Is a server running on pgdata?  RUNNING when postmaster.pid names a live
- * process or a server answers on the socket/port it records (libpq ping).
- * *pid receives the postmaster PID when known (else 0).
+ * process (or one we may not signal) or a server answers on the socket
+ * directory (else listen address) and port it records (libpq ping);
+ * STOPPED when there is no postmaster.pid.  One that cannot be read
+ * (PCT_ERR_SYS) or parsed (PCT_ERR_STATE, "invalid data in PID file") is
+ * an error, never STOPPED.  *pid (may be NULL) receives the PID that
+ * postmaster.pid names, live or not (else 0).
  */
 pct_rc		pct_cluster_server(const char *pgdata, pct_server *srv,
 							   pid_t *pid);
@@ -606,7 +626,227 @@ pct_rc		pct_config_get(const char *pgdata, const char *name, char **value,
 pct_rc		pct_config_set(const char *pgdata, const char *name,
 						   const char *value);
 
-/* Quote a value for a configuration file ('...' with ' doubled). */
+/* Quote a value for a configuration file: '...' with ' and \ doubled and
+ * newline/CR written as \n and \r, so the server reads back the same bytes. */
 char	   *pct_config_quote(const char *value);
+
+/* ---- Relation pages (pagecipher.c, checksum.c): FORMAT section 3 ---- */
+
+/* AES-CTR context for one data key; one per thread. */
+typedef struct pct_cipher pct_cipher;
+
+/* A CTR cipher for a key of keylen bytes (16, 24, 32). */
+pct_rc		pct_cipher_new(const uint8_t *key, int keylen, pct_cipher **out);
+/* Free it and wipe its key schedule. */
+void		pct_cipher_free(pct_cipher *c);
+/*
+ * XOR len bytes at data with the CTR keystream that starts at counter iv
+ * (16 bytes, a 128-bit big-endian integer incremented per 16-byte block).
+ * Encryption and decryption are the same operation.
+ */
+pct_rc		pct_cipher_ctr(pct_cipher *c, const uint8_t iv[16], uint8_t *data,
+						   size_t len);
+
+/* pd_lsn as a 64-bit value (high word first on the page, each LE). */
+uint64_t	pct_page_get_lsn(const uint8_t *page);
+void		pct_page_set_lsn(uint8_t *page, uint64_t lsn);
+/* A new page (pd_upper == 0): never transformed. */
+bool		pct_page_is_new(const uint8_t *page);
+/* Build the IV of FORMAT 3 from the page's stored pd_lsn bytes. */
+void		pct_page_iv(const uint8_t *page, uint32_t blkno, bool unlogged,
+						uint8_t iv[16]);
+/*
+ * Encrypt or decrypt bytes 16..8191 of a page in place (CTR: the same
+ * operation).  blkno is the block number within the fork.  New pages are
+ * left alone.  Checksums are not touched; see pct_page_checksum.
+ */
+pct_rc		pct_page_crypt(pct_cipher *c, uint8_t *page, uint32_t blkno,
+						   bool unlogged);
+/* PostgreSQL's page checksum (storage/checksum_impl.h) of a page as it
+ * is, for block number blkno within the fork. */
+uint16_t	pct_page_checksum(const uint8_t *page, uint32_t blkno);
+/* pd_checksum as stored / store one. */
+uint16_t	pct_page_get_checksum(const uint8_t *page);
+void		pct_page_set_checksum(uint8_t *page, uint16_t sum);
+
+/* ---- WAL pages (walcipher.c): FORMAT section 4 ---- */
+
+/* Is this 8192-byte WAL page in use (xlp_magic equals magic)? */
+bool		pct_wal_page_in_use(const uint8_t *page, uint16_t magic);
+/* Length of the page header kept clear: 40 (XLP_LONG_HEADER) or 24. */
+int			pct_wal_header_len(const uint8_t *page);
+/* IV of FORMAT 4: xlp_pageaddr BE, xlp_tli BE, four zero bytes. */
+void		pct_wal_iv(const uint8_t *page, uint8_t iv[16]);
+/*
+ * Encrypt or decrypt one WAL page in place if it is in use (*in_use tells);
+ * the header stays clear, keystream block k covers bytes 16k..16k+15.
+ */
+pct_rc		pct_wal_crypt_page(pct_cipher *c, uint8_t *page, uint16_t magic,
+							   bool *in_use);
+
+/* ---- The file map (filemap.c): which files an operation rewrites ---- */
+
+typedef enum pct_file_kind
+{
+	PCT_FILE_RELATION,			/* main fork segment: FORMAT 3 */
+	PCT_FILE_WAL				/* WAL segment or .partial: FORMAT 4 */
+} pct_file_kind;
+
+typedef struct pct_file
+{
+	char	   *path;			/* absolute (tablespaces resolved) */
+	pct_file_kind kind;
+	bool		unlogged;		/* relation has an _init fork */
+	/* Relations only (zero for WAL): */
+	uint32_t	tablespace;		/* tablespace OID: 1663 (pg_default) for
+								 * base/, 1664 (pg_global) for global/, the
+								 * pg_tblspc entry's name for the others */
+	uint32_t	database;		/* database OID; 0 for global/ */
+	uint32_t	relfilenode;
+	uint32_t	segno;			/* .N suffix; 0 for none */
+	uint64_t	size;			/* bytes */
+} pct_file;
+
+typedef struct pct_filemap
+{
+	pct_file   *files;			/* relations sorted by (tablespace,
+								 * database, relfilenode, segno), then WAL
+								 * sorted by name */
+	size_t		nfiles;
+	uint64_t	relation_bytes;
+	uint64_t	wal_bytes;
+} pct_filemap;
+
+/*
+ * Find every file of FORMAT 3 and 4 in pgdata: main forks of permanent and
+ * unlogged relations (N and N.S) in global/, base/DB/ and this cluster's
+ * directory under each pg_tblspc link (PG_<major>_<catversion>/DB/; other
+ * PG_* directories there are skipped), and WAL segments of pg_wal (24
+ * upper-case hex digits, and .partial).  Skipped: other forks, temporary
+ * relations, every other name.  Only the pg_tblspc entries and pg_wal
+ * itself may be symbolic links; paths are absolute with links resolved.
+ * Refuses with PCT_ERR_STATE, naming the first few files of each kind:
+ * hard-linked files (st_nlink > 1), symbolic links and other non-regular
+ * files with such names, relation files that are not whole blocks or are
+ * longer than a segment, WAL segments not exactly xlog_seg_size, .partial
+ * files not whole WAL pages or longer than a segment, a tablespace without
+ * this cluster's directory, and a directory reached twice.  major is
+ * PG_VERSION's, ctl gives catversion and sizes.  On failure *fm is empty.
+ */
+pct_rc		pct_filemap_build(const char *pgdata, int major,
+							  const pct_control *ctl, pct_filemap *fm);
+void		pct_filemap_free(pct_filemap *fm);
+
+/* ---- The operation journal (journal.c): FORMAT section 5 ---- */
+
+/* Journal file in the key directory. */
+#define PCT_JOURNAL_FILE	"operation.journal"
+
+typedef enum pct_op
+{
+	PCT_OP_ENCRYPT = 1,			/* plain -> encrypted */
+	PCT_OP_DECRYPT = 2,			/* encrypted -> plain */
+	PCT_OP_REKEY = 3			/* encrypted -> encrypted under new keys */
+} pct_op;
+
+typedef enum pct_resilience
+{
+	PCT_RESILIENCE_CHECKSUM = 1,	/* old/new hash of every 4 KiB sector */
+	PCT_RESILIENCE_JOURNAL = 2	/* old contents copied to the journal */
+} pct_resilience;
+
+/* Text of an operation ("encryption") and the command that resumes it. */
+const char *pct_op_str(pct_op op);
+const char *pct_op_command(pct_op op);
+
+/* What the journal says of an operation (a copy of its newest header). */
+typedef struct pct_journal_info
+{
+	pct_op		op;
+	pct_resilience mode;
+	uint32_t	method;			/* FORMAT 2 method of the encrypted side */
+	uint8_t		old_id[32];		/* identities of the keys (zero: plain) */
+	uint8_t		new_id[32];
+	uint8_t		fingerprint[32];	/* of the file map */
+	uint64_t	total_bytes;
+	uint64_t	unlogged_base;	/* first fake LSN of unlogged relations */
+	uint64_t	unlogged_next;	/* one past the last one used */
+	uint64_t	done_file;		/* everything before (file, offset) done */
+	uint64_t	done_offset;
+	uint64_t	done_bytes;
+	bool		data_complete;	/* every hotzone durable */
+} pct_journal_info;
+
+/* Does pgdata have a journal (an unfinished bulk operation)? */
+pct_rc		pct_journal_exists(const char *pgdata, bool *exists);
+/* Read the newest valid header of the journal. */
+pct_rc		pct_journal_peek(const char *pgdata, pct_journal_info *info);
+
+/* Identity of a data key: SHA-256 of a label and the key (not secret). */
+void		pct_key_identity(const pct_datakey *dk, uint8_t id[32]);
+
+/* ---- The bulk engine (engine.c) ---- */
+
+typedef struct pct_progress
+{
+	uint64_t	done_bytes;
+	uint64_t	total_bytes;
+	double		elapsed;		/* seconds since the start of this run */
+} pct_progress;
+
+/* Called after every durable batch; return false to stop at this safe
+ * point (the operation then resumes on the next run). */
+typedef bool (*pct_progress_fn) (void *arg, const pct_progress *p);
+
+typedef struct pct_engine_opts
+{
+	pct_op		op;
+	pct_resilience mode;
+	int			jobs;			/* worker threads, >= 1 */
+	/* keys: relation and WAL, input side (NULL for plain) and output side
+	 * (NULL for plain) */
+	const pct_datakey *in_rel,
+			   *in_wal,
+			   *out_rel,
+			   *out_wal;
+	uint32_t	method;			/* recorded in the journal */
+	uint16_t	wal_magic;		/* xlp_magic of this server version */
+	pct_progress_fn progress;
+	void	   *progress_arg;
+	/* Only plan and create (or check) the journal, then return: the
+	 * caller makes the cluster unstartable before the first data byte. */
+	bool		prepare_only;
+} pct_engine_opts;
+
+typedef struct pct_engine_result
+{
+	uint64_t	pages_rewritten;	/* relation pages transformed */
+	uint64_t	wal_pages_rewritten;
+	uint64_t	lsns_replaced;	/* rule 3.1 */
+	uint64_t	checksum_failures;	/* pages whose checksum failed before */
+	uint64_t	torn_sectors;	/* found on resume, checksum mode */
+	uint64_t	unlogged_next;	/* pg_control unloggedLSN to store */
+} pct_engine_result;
+
+/*
+ * Space the journal needs on the key directory's file system, in bytes.
+ */
+uint64_t	pct_engine_journal_space(pct_resilience mode);
+
+/*
+ * Rewrite every file of fm in place (FORMAT 3, 4, 5), crash-safe.  Creates
+ * the journal, or resumes the one that exists (which must describe the
+ * same operation, keys and file map).  Decryption without input keys (a
+ * generation 1 cluster, whose server never encrypted data) and rotation
+ * of a key to itself rewrite nothing.  Returns when every hotzone is
+ * durable and the journal says so; the caller then finishes (keys,
+ * pg_control) and removes the journal with pct_journal_remove().
+ */
+pct_rc		pct_engine_run(const char *pgdata, const pct_control *ctl,
+						   const pct_filemap *fm, const pct_engine_opts *o,
+						   pct_engine_result *res);
+
+/* Remove the journal durably (after the operation is finished). */
+pct_rc		pct_journal_remove(const char *pgdata);
 
 #endif							/* PG_CRYPTOKEYS_H */

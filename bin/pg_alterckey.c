@@ -267,14 +267,16 @@ main(int argc, char **argv)
 	if (kek_old == NULL || kek_new == NULL || ks == NULL)
 		fail_unchanged();
 	verbose("running old cluster key command", NULL);
-	if (tool_get_kek(old_cmd, livedir, authprompt, timeout, kek_old) != PCT_OK)
+	if (tool_get_kek(old_cmd, livedir, "Enter current cluster key passphrase:",
+					 authprompt, timeout, kek_old) != PCT_OK)
 		fail_unchanged();
 	if (pct_durable_mkdir(newdir, dirmode) != PCT_OK)
 		fail_unchanged();
 	newdir_ours = true;
 	pct_durable_step("new key directory created");
 	verbose("running new cluster key command", NULL);
-	if (tool_get_kek(new_cmd, newdir, authprompt, timeout, kek_new) != PCT_OK)
+	if (tool_get_kek(new_cmd, newdir, "Enter new cluster key passphrase:",
+					 authprompt, timeout, kek_new) != PCT_OK)
 		fail_unchanged();
 	if (pct_ct_equal(kek_old, kek_new, PCT_KEK_LEN))
 	{
@@ -331,7 +333,6 @@ main(int argc, char **argv)
 			pct_lock_release(&lock);
 			exit(1);
 		}
-		pct_durable_step("configuration updated");
 		printf("cluster_key_command updated in \"%s\"\n", file);
 		free(value);
 		free(file);

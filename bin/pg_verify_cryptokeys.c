@@ -355,7 +355,7 @@ main(int argc, char **argv)
 	dk = pct_secure_alloc(sizeof(*dk));
 	if (kek == NULL || dk == NULL)
 		cannot_check();
-	if (tool_get_kek(command, livedir, authprompt, timeout, kek) != PCT_OK)
+	if (tool_get_kek(command, livedir, NULL, authprompt, timeout, kek) != PCT_OK)
 		cannot_check();
 	for (int id = 0; id < PCT_NUM_KEYS; id++)
 		check_unwrap(livedir, gen, id, kek, keylen, dk);

@@ -144,8 +144,8 @@ tool_version(void)
 }
 
 pct_rc
-tool_get_kek(const char *command, const char *keydir, bool authprompt,
-			 int timeout_secs, uint8_t kek[PCT_KEK_LEN])
+tool_get_kek(const char *command, const char *keydir, const char *prompt,
+			 bool authprompt, int timeout_secs, uint8_t kek[PCT_KEK_LEN])
 {
 	pct_keycmd	kc;
 	int			tty = -1;
@@ -164,7 +164,7 @@ tool_get_kek(const char *command, const char *keydir, bool authprompt,
 	memset(&kc, 0, sizeof(kc));
 	kc.command = command;
 	kc.keydir = keydir;
-	kc.prompt = NULL;
+	kc.prompt = prompt;
 	kc.terminal_fd = tty;
 	kc.timeout_secs = timeout_secs;
 	rc = pct_keycmd_run(&kc, kek);

@@ -32,12 +32,12 @@ void		tool_umask_from_pgdata(const char *pgdata);
 void		tool_version(void) __attribute__((noreturn));
 
 /*
- * Run a cluster key command for the key directory keydir (%d) and parse
- * its key into kek (secure memory).  With authprompt, %R is an fd open on
- * /dev/tty.
+ * Run a cluster key command for the key directory keydir (%d), with prompt
+ * (%p; NULL for the default), and parse its key into kek (secure memory).
+ * With authprompt, %R is an fd open on /dev/tty.
  */
 pct_rc		tool_get_kek(const char *command, const char *keydir,
-						 bool authprompt, int timeout_secs,
-						 uint8_t kek[PCT_KEK_LEN]);
+						 const char *prompt, bool authprompt,
+						 int timeout_secs, uint8_t kek[PCT_KEK_LEN]);
 
 #endif							/* TOOL_COMMON_H */

@@ -32,6 +32,12 @@ pct_set_sync(bool on)
 	sync_on = on;
 }
 
+bool
+pct_sync_enabled(void)
+{
+	return sync_on;
+}
+
 int
 pct_durable_step(const char *name)
 {

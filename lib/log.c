@@ -109,6 +109,8 @@ pct_rc_str(pct_rc rc)
 			return "out of memory";
 		case PCT_ERR_INJECTED:
 			return "stopped by fault injection";
+		case PCT_ERR_STOPPED:
+			return "stopped on request";
 	}
 	return "unknown error";
 }

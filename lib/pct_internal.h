@@ -45,6 +45,76 @@ pct_rc		pct_path(char *buf, const char *fmt,...) PCT_PRINTF(2, 3);
 pct_rc		pct_kwp(bool enc, const uint8_t *kek, int keklen, const uint8_t *in,
 					int inlen, uint8_t *out, int outmax, int *outlen);
 
+/* Is fsync on (not -N/--no-sync)? */
+bool		pct_sync_enabled(void);
+
+/* pread/pwrite the whole range, retrying short transfers; an early end of
+ * file is an error (PCT_ERR_STATE). */
+pct_rc		pct_pread_all(int fd, void *buf, size_t len, off_t off,
+						  const char *path);
+pct_rc		pct_pwrite_all(int fd, const void *buf, size_t len, off_t off,
+						   const char *path);
+
+/* Fast 64-bit hash of the journal (sectors, records, headers). */
+uint64_t	pct_hash64(const void *data, size_t len);
+
+/* ---- journal.c, used by engine.c ---- */
+
+/* One hotzone: a run of pages of one file. */
+typedef struct pct_jzone
+{
+	uint32_t	file;			/* index in the file map */
+	uint32_t	len;			/* bytes */
+	uint64_t	offset;
+} pct_jzone;
+
+typedef struct pct_journal
+{
+	int			fd;
+	char		path[PCT_MAXPATH];
+	pct_journal_info info;
+	uint64_t	seq;			/* newest header number */
+	uint32_t	area_size;
+	bool		batch_active;
+	uint32_t	batch_len;
+	uint64_t	batch_seq;
+	uint64_t	batch_hash;
+	uint8_t    *record;			/* the active batch record, when valid */
+} pct_journal;
+
+/* The active batch of an opened journal. */
+typedef struct pct_jbatch
+{
+	bool		active;
+	uint32_t	nzones;
+	pct_jzone  *zones;			/* malloc'd */
+	uint32_t	nsectors;
+	const uint8_t *hashes;		/* 2 * nsectors u64 LE: old, new */
+	const uint8_t *olddata;		/* journal mode: the zones' old bytes */
+	size_t		datalen;
+} pct_jbatch;
+
+pct_rc		pct_journal_create(const char *pgdata, const pct_journal_info *info,
+							   uint32_t area_size, mode_t mode,
+							   pct_journal **j);
+pct_rc		pct_journal_open(const char *pgdata, pct_journal **j);
+void		pct_journal_close(pct_journal *j);
+/* Bytes a batch record takes. */
+uint32_t	pct_journal_record_size(uint32_t nzones, uint32_t nsectors,
+									size_t datalen);
+/* Record a batch (hashes: old, new per sector) and make it and a header
+ * naming it durable; scratch holds the record (area_size bytes). */
+pct_rc		pct_journal_begin_batch(pct_journal *j, const pct_jzone *zones,
+									uint32_t nzones, const uint64_t *hashes,
+									uint32_t nsectors, const uint8_t *olddata,
+									size_t datalen, uint8_t *scratch);
+/* Durably record that everything before (file, offset) is done. */
+pct_rc		pct_journal_set_progress(pct_journal *j, uint64_t done_file,
+									 uint64_t done_offset, uint64_t done_bytes,
+									 bool complete);
+/* Decode the active batch (b->active false when there is none). */
+pct_rc		pct_journal_get_batch(const pct_journal *j, pct_jbatch *b);
+
 /* Little-endian loads and stores. */
 static inline uint32_t
 pct_get_u32(const uint8_t *p)

@@ -1,0 +1,927 @@
+/*
+ * engine.c
+ *	  The bulk engine: rewrite every relation page and WAL page of a
+ *	  cluster in place, crash-safe (FORMAT sections 3, 4, 5).
+ *
+ * Owns: the plan (which fake LSN each relation gets under rule 3.1, the
+ * fingerprint of the file map), the batch loop, worker threads, resume,
+ * progress.  The journal's bytes are journal.c's; the page transforms are
+ * pagecipher.c's and walcipher.c's.
+ *
+ * Theory of operation:
+ *	1. Plan.  Encryption gives every permanent relation a fake LSN F (its
+ *	   rank among permanent relations, 1 <= F < segment size) for pages
+ *	   whose LSN is below the segment size, and every unlogged relation
+ *	   with a non-new page the next value of the unloggedLSN counter
+ *	   (from max(counter, 1000)).  The plan depends only on the file map,
+ *	   whose fingerprint the journal keeps, and on pd_upper, which
+ *	   encryption keeps clear; so a rerun plans the same.
+ *	2. Create the journal, or open it and check that it describes this
+ *	   operation, these keys and this file map.
+ *	3. Resume: an unfinished batch in the journal is finished (checksum
+ *	   mode: each 4 KiB sector is old, new or torn by its hashes; old ones
+ *	   are transformed, torn ones reported) or rolled back to its old
+ *	   contents copied in the journal (journal mode) and redone.
+ *	4. Loop over batches of hotzones (at most 1 MiB of one file each):
+ *	   a. read and transform in memory, hashing every sector before and
+ *	      after (workers in parallel);
+ *	   b. record the batch in the journal and make it durable;
+ *	   c. write every hotzone in place (workers);
+ *	   d. make the data durable (fdatasync of each file, workers);
+ *	   e. report progress; the next batch's journal header records that
+ *	      this one is done.  A stop request takes effect here.
+ *	5. Record in the journal that all data is durable.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "pct_internal.h"
+
+#define HOTZONE_MAX		(1024 * 1024)
+#define BATCH_CHECKSUM	(32 * 1024 * 1024)
+#define BATCH_JOURNAL	(16 * 1024 * 1024)
+#define MAX_ZONES		4096
+#define SECTOR			PCT_SECTOR_SIZE
+#define PAGE			8192
+
+enum sector_state
+{
+	SECTOR_OLD,
+	SECTOR_NEW,
+	SECTOR_TORN
+};
+
+typedef struct worker
+{
+	pct_cipher *in_rel,
+			   *in_wal,
+			   *out_rel,
+			   *out_wal;
+} worker;
+
+typedef struct engine
+{
+	const char *pgdata;
+	const pct_control *ctl;
+	const pct_filemap *fm;
+	const pct_engine_opts *o;
+	uint64_t   *file_lsn;		/* plan: fake LSN per file, 0 for none */
+	pct_journal *j;
+	size_t		batch_max;
+	uint8_t    *buf;			/* batch data */
+	uint8_t    *old;			/* journal mode: copy of old data */
+	uint8_t    *scratch;		/* journal record */
+	pct_jzone  *zones;
+	size_t	   *zoff;			/* offset of each zone in buf */
+	int		   *fds;
+	uint64_t   *hashes;			/* old, new per sector */
+	uint32_t	nzones;
+	bool		skip_rel,
+				skip_wal;
+	int			nworkers;
+	worker	   *workers;
+	atomic_uint next;
+	atomic_ullong pages,
+				wal_pages,
+				lsns,
+				csfail,
+				torn;
+	pthread_mutex_t err_lock;
+	pct_rc		err;
+} engine;
+
+typedef void (*work_fn) (engine *e, worker *w, uint32_t item);
+
+static void
+set_error(engine *e, pct_rc rc)
+{
+	pthread_mutex_lock(&e->err_lock);
+	if (e->err == PCT_OK)
+		e->err = rc;
+	pthread_mutex_unlock(&e->err_lock);
+}
+
+typedef struct thread_arg
+{
+	engine	   *e;
+	worker	   *w;
+	uint32_t	nitems;
+	work_fn		fn;
+} thread_arg;
+
+static void *
+thread_main(void *p)
+{
+	thread_arg *a = p;
+	uint32_t	i;
+
+	while ((i = atomic_fetch_add(&a->e->next, 1)) < a->nitems)
+	{
+		if (a->e->err != PCT_OK)
+			break;
+		a->fn(a->e, a->w, i);
+	}
+	return NULL;
+}
+
+/* Run fn over items 0..nitems-1 on the workers. */
+static pct_rc
+run_parallel(engine *e, uint32_t nitems, work_fn fn)
+{
+	pthread_t	tids[64];
+	thread_arg	args[64];
+	int			n = e->nworkers < (int) nitems ? e->nworkers : (int) nitems;
+	int			started = 0;
+
+	atomic_store(&e->next, 0);
+	if (n <= 1)
+	{
+		thread_arg	a = {e, &e->workers[0], nitems, fn};
+
+		thread_main(&a);
+		return e->err;
+	}
+	for (int t = 0; t < n; t++)
+	{
+		args[t] = (thread_arg) {e, &e->workers[t], nitems, fn};
+		if (pthread_create(&tids[t], NULL, thread_main, &args[t]) != 0)
+			break;
+		started++;
+	}
+	if (started == 0)
+	{
+		thread_arg	a = {e, &e->workers[0], nitems, fn};
+
+		thread_main(&a);
+	}
+	for (int t = 0; t < started; t++)
+		pthread_join(tids[t], NULL);
+	return e->err;
+}
+
+/* ---- page transforms ---- */
+
+static uint32_t
+block_number(const engine *e, const pct_file *f, uint64_t offset)
+{
+	return f->segno * e->ctl->relseg_size + (uint32_t) (offset / PAGE);
+}
+
+/*
+ * Transform one relation page in place: check the checksum as the page is
+ * on disk, decrypt (input key), apply rule 3.1 (encryption only), encrypt
+ * (output key), set the checksum over the result (a page whose checksum
+ * failed keeps failing by the same difference).  quiet: a resume trick,
+ * no reports or counts.
+ */
+static void
+rel_page(engine *e, worker *w, const pct_file *f, uint64_t flsn,
+		 uint8_t *page, uint32_t blkno, uint64_t offset, bool quiet)
+{
+	bool		checksums = e->ctl->data_checksum_version != 0;
+	uint16_t	delta = 0;
+
+	if (pct_page_is_new(page))
+		return;
+	if (checksums)
+	{
+		uint16_t	sum = pct_page_checksum(page, blkno);
+
+		delta = sum ^ pct_page_get_checksum(page);
+		if (delta != 0 && !quiet)
+		{
+			atomic_fetch_add(&e->csfail, 1);
+			pct_report(PCT_LOG_WARNING, NULL, NULL,
+					   "checksum verification failed in file \"%s\", block %u (offset %llu): page rewritten, checksum left failing",
+					   f->path, blkno, (unsigned long long) offset);
+		}
+	}
+	if (w->in_rel)
+		pct_page_crypt(w->in_rel, page, blkno, f->unlogged);
+	if (flsn != 0 &&
+		(f->unlogged || pct_page_get_lsn(page) < e->ctl->xlog_seg_size))
+	{
+		if (!quiet && pct_page_get_lsn(page) != flsn)
+			atomic_fetch_add(&e->lsns, 1);
+		pct_page_set_lsn(page, flsn);
+	}
+	if (w->out_rel)
+		pct_page_crypt(w->out_rel, page, blkno, f->unlogged);
+	if (checksums)
+		pct_page_set_checksum(page, pct_page_checksum(page, blkno) ^ delta);
+	if (!quiet)
+		atomic_fetch_add(&e->pages, 1);
+}
+
+static void
+wal_page(engine *e, worker *w, uint8_t *page, bool quiet)
+{
+	bool		in_use = false;
+
+	if (w->in_wal)
+		pct_wal_crypt_page(w->in_wal, page, e->o->wal_magic, &in_use);
+	if (w->out_wal)
+		pct_wal_crypt_page(w->out_wal, page, e->o->wal_magic, &in_use);
+	if (in_use && !quiet)
+		atomic_fetch_add(&e->wal_pages, 1);
+}
+
+static void
+transform_page(engine *e, worker *w, uint32_t fileno, uint8_t *page,
+			   uint64_t offset, bool quiet)
+{
+	const pct_file *f = &e->fm->files[fileno];
+
+	if (f->kind == PCT_FILE_RELATION)
+		rel_page(e, w, f, e->file_lsn[fileno], page,
+				 block_number(e, f, offset), offset, quiet);
+	else
+		wal_page(e, w, page, quiet);
+}
+
+static bool
+skip_file(const engine *e, const pct_file *f)
+{
+	return f->size == 0 ||
+		(f->kind == PCT_FILE_RELATION ? e->skip_rel : e->skip_wal);
+}
+
+/* ---- the plan ---- */
+
+static bool
+same_relation(const pct_file *a, const pct_file *b)
+{
+	return a->kind == PCT_FILE_RELATION && b->kind == PCT_FILE_RELATION &&
+		a->tablespace == b->tablespace && a->database == b->database &&
+		a->relfilenode == b->relfilenode;
+}
+
+/* Does the file hold a non-new page (pd_upper != 0)? */
+static pct_rc
+has_nonnew_page(engine *e, const pct_file *f, bool *found)
+{
+	int			fd;
+	pct_rc		rc = PCT_OK;
+
+	*found = false;
+	fd = open(f->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return pct_syserr("could not open file \"%s\"", f->path);
+	for (uint64_t off = 0; off < f->size && !*found && rc == PCT_OK;)
+	{
+		size_t		len = f->size - off > HOTZONE_MAX ? HOTZONE_MAX : f->size - off;
+
+		rc = pct_pread_all(fd, e->buf, len, (off_t) off, f->path);
+		for (size_t p = 0; rc == PCT_OK && p < len && !*found; p += PAGE)
+			*found = !pct_page_is_new(e->buf + p);
+		off += len;
+	}
+	close(fd);
+	return rc;
+}
+
+static pct_rc
+plan_lsns(engine *e, uint64_t unlogged_base, uint64_t *unlogged_next)
+{
+	const pct_filemap *fm = e->fm;
+	uint64_t	perm = 0,
+				next = unlogged_base;
+
+	*unlogged_next = unlogged_base;
+	if (e->o->op != PCT_OP_ENCRYPT)
+		return PCT_OK;
+	for (size_t i = 0; i < fm->nfiles;)
+	{
+		const pct_file *f = &fm->files[i];
+		size_t		end = i + 1;
+		uint64_t	lsn = 0;
+
+		if (f->kind != PCT_FILE_RELATION)
+		{
+			i++;
+			continue;
+		}
+		while (end < fm->nfiles && same_relation(f, &fm->files[end]))
+			end++;
+		if (!f->unlogged)
+		{
+			lsn = ++perm;
+			if (lsn >= e->ctl->xlog_seg_size)
+				return pct_fail(PCT_ERR_STATE, NULL, NULL,
+								"too many relations (%llu) for unique fake LSNs below the WAL segment size",
+								(unsigned long long) perm);
+		}
+		else
+		{
+			bool		found = false;
+
+			for (size_t k = i; k < end && !found; k++)
+			{
+				pct_rc		rc = has_nonnew_page(e, &fm->files[k], &found);
+
+				if (rc != PCT_OK)
+					return rc;
+			}
+			if (found)
+				lsn = next++;
+		}
+		for (size_t k = i; k < end; k++)
+			e->file_lsn[k] = lsn;
+		i = end;
+	}
+	*unlogged_next = next;
+	return PCT_OK;
+}
+
+static void
+fingerprint(const engine *e, uint8_t out[32])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int n = 32;
+	uint8_t		b[24];
+
+	memset(out, 0, 32);
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+	{
+		EVP_MD_CTX_free(md);
+		return;
+	}
+	for (size_t i = 0; i < e->fm->nfiles; i++)
+	{
+		const pct_file *f = &e->fm->files[i];
+
+		pct_put_u64(b, f->size);
+		pct_put_u32(b + 8, (uint32_t) f->kind);
+		pct_put_u32(b + 12, f->unlogged ? 1 : 0);
+		pct_put_u32(b + 16, f->segno);
+		pct_put_u32(b + 20, 0);
+		EVP_DigestUpdate(md, f->path, strlen(f->path) + 1);
+		EVP_DigestUpdate(md, b, sizeof(b));
+	}
+	EVP_DigestFinal_ex(md, out, &n);
+	EVP_MD_CTX_free(md);
+}
+
+/* ---- batches ---- */
+
+static uint32_t
+area_size(pct_resilience mode)
+{
+	size_t		batch = mode == PCT_RESILIENCE_JOURNAL ? BATCH_JOURNAL : BATCH_CHECKSUM;
+
+	return pct_journal_record_size(MAX_ZONES, (uint32_t) (batch / SECTOR),
+								   mode == PCT_RESILIENCE_JOURNAL ? batch : 0);
+}
+
+uint64_t
+pct_engine_journal_space(pct_resilience mode)
+{
+	return 2 * 4096 + 2 * (uint64_t) area_size(mode);
+}
+
+/* Open a file to rewrite and check it is still what the map says. */
+static pct_rc
+open_checked(const pct_file *f, int *fdp)
+{
+	struct stat st;
+	int			fd = open(f->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return pct_syserr("could not open file \"%s\"", f->path);
+	if (fstat(fd, &st) != 0)
+	{
+		pct_rc		rc = pct_syserr("could not stat file \"%s\"", f->path);
+
+		close(fd);
+		return rc;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size != f->size || st.st_nlink != 1)
+	{
+		close(fd);
+		return pct_fail(PCT_ERR_STATE, NULL,
+						"Files must not change while the cluster is being rewritten.",
+						"file \"%s\" changed since the start: size %lld, links %lu",
+						f->path, (long long) st.st_size,
+						(unsigned long) st.st_nlink);
+	}
+	*fdp = fd;
+	return PCT_OK;
+}
+
+static void
+read_zone(engine *e, worker *w, uint32_t i)
+{
+	const pct_jzone *z = &e->zones[i];
+	uint8_t    *data = e->buf + e->zoff[i];
+	uint64_t   *h = e->hashes + 2 * (e->zoff[i] / SECTOR);
+	pct_rc		rc;
+
+	if ((rc = open_checked(&e->fm->files[z->file], &e->fds[i])) != PCT_OK ||
+		(rc = pct_pread_all(e->fds[i], data, z->len, (off_t) z->offset,
+							e->fm->files[z->file].path)) != PCT_OK)
+	{
+		set_error(e, rc);
+		return;
+	}
+	for (uint32_t s = 0; s < z->len / SECTOR; s++)
+		h[2 * s] = pct_hash64(data + (size_t) s * SECTOR, SECTOR);
+	if (e->old)
+		memcpy(e->old + e->zoff[i], data, z->len);
+	for (uint32_t p = 0; p < z->len; p += PAGE)
+		transform_page(e, w, z->file, data + p, z->offset + p, false);
+	for (uint32_t s = 0; s < z->len / SECTOR; s++)
+		h[2 * s + 1] = pct_hash64(data + (size_t) s * SECTOR, SECTOR);
+}
+
+static void
+write_zone(engine *e, worker *w, uint32_t i)
+{
+	const pct_jzone *z = &e->zones[i];
+	pct_rc		rc;
+
+	(void) w;
+	rc = pct_pwrite_all(e->fds[i], e->buf + e->zoff[i], z->len, (off_t) z->offset,
+						e->fm->files[z->file].path);
+	if (rc != PCT_OK)
+		set_error(e, rc);
+}
+
+static void
+sync_zone(engine *e, worker *w, uint32_t i)
+{
+	(void) w;
+	if (e->fds[i] < 0)
+		return;
+	if (pct_sync_enabled() && fdatasync(e->fds[i]) != 0)
+		set_error(e, pct_syserr("could not fsync file \"%s\"",
+								e->fm->files[e->zones[i].file].path));
+	close(e->fds[i]);
+	e->fds[i] = -1;
+}
+
+static void
+close_fds(engine *e)
+{
+	for (uint32_t i = 0; i < e->nzones; i++)
+		if (e->fds[i] >= 0)
+		{
+			close(e->fds[i]);
+			e->fds[i] = -1;
+		}
+}
+
+/* Fill the batch from position (*file, *offset); false when nothing left. */
+static bool
+plan_batch(engine *e, uint64_t *file, uint64_t *offset)
+{
+	size_t		used = 0;
+
+	e->nzones = 0;
+	while (*file < e->fm->nfiles && e->nzones < MAX_ZONES && used < e->batch_max)
+	{
+		const pct_file *f = &e->fm->files[*file];
+		uint64_t	len;
+
+		if (skip_file(e, f) || *offset >= f->size)
+		{
+			(*file)++;
+			*offset = 0;
+			continue;
+		}
+		len = f->size - *offset;
+		if (len > HOTZONE_MAX)
+			len = HOTZONE_MAX;
+		if (len > e->batch_max - used)
+			len = (e->batch_max - used) / PAGE * PAGE;
+		if (len == 0)
+			break;
+		e->zones[e->nzones] = (pct_jzone) {(uint32_t) *file, (uint32_t) len, *offset};
+		e->zoff[e->nzones] = used;
+		e->fds[e->nzones] = -1;
+		e->nzones++;
+		used += len;
+		*offset += len;
+	}
+	return e->nzones > 0;
+}
+
+static size_t
+batch_bytes(const engine *e)
+{
+	return e->nzones ? e->zoff[e->nzones - 1] + e->zones[e->nzones - 1].len : 0;
+}
+
+/* ---- resume ---- */
+
+static enum sector_state
+classify(const uint8_t *sector, const uint8_t *hashes, uint64_t s)
+{
+	uint64_t	h = pct_hash64(sector, SECTOR);
+
+	if (h == pct_get_u64(hashes + 16 * s + 8))
+		return SECTOR_NEW;
+	if (h == pct_get_u64(hashes + 16 * s))
+		return SECTOR_OLD;
+	return SECTOR_TORN;
+}
+
+/*
+ * Finish one page of an unfinished batch (checksum mode).  A page is two
+ * sectors, each old or new.  The transform of the second sector depends
+ * only on the LSNs (input: as stored; output: after rule 3.1), which the
+ * first sector holds in the clear either way, and on a pure XOR; so
+ * applying the transform to a page whose second sector is already new
+ * turns that sector back into its old form, and vice versa.
+ */
+static pct_rc
+recover_page(engine *e, worker *w, const pct_jzone *z, uint8_t *page,
+			 uint64_t offset, const uint8_t *hashes, uint64_t s0, bool *dirty)
+{
+	const pct_file *f = &e->fm->files[z->file];
+	enum sector_state c1 = classify(page, hashes, s0),
+				c2 = classify(page + SECTOR, hashes, s0 + 1);
+	uint8_t		tmp[PAGE];
+
+	*dirty = false;
+	if (c1 == SECTOR_NEW && c2 == SECTOR_NEW)
+		return PCT_OK;
+	if (c1 == SECTOR_TORN || c2 == SECTOR_TORN)
+	{
+		atomic_fetch_add(&e->torn, 1);
+		pct_report(PCT_LOG_WARNING, NULL,
+				   "Storage tore a sector write; restore this file from a backup.",
+				   "damaged sector in file \"%s\" at offset %llu: neither its old nor its new contents",
+				   f->path, (unsigned long long) (offset + (c1 == SECTOR_TORN ? 0 : SECTOR)));
+		return PCT_OK;
+	}
+	if (c1 == SECTOR_OLD && c2 == SECTOR_NEW)
+	{
+		memcpy(tmp, page, PAGE);
+		transform_page(e, w, z->file, tmp, offset, true);
+		memcpy(page + SECTOR, tmp + SECTOR, SECTOR);	/* old second half */
+		transform_page(e, w, z->file, page, offset, false);
+	}
+	else if (c1 == SECTOR_NEW)
+	{
+		memcpy(tmp, page, SECTOR);
+		transform_page(e, w, z->file, page, offset, true);
+		memcpy(page, tmp, SECTOR);
+	}
+	else
+		transform_page(e, w, z->file, page, offset, false);
+	if (classify(page, hashes, s0) != SECTOR_NEW ||
+		classify(page + SECTOR, hashes, s0 + 1) != SECTOR_NEW)
+		return pct_fail(PCT_ERR_STATE, NULL, NULL,
+						"could not reproduce the journaled contents of file \"%s\" at offset %llu",
+						f->path, (unsigned long long) offset);
+	*dirty = true;
+	return PCT_OK;
+}
+
+static pct_rc
+resume_batch(engine *e, const pct_jbatch *b, uint64_t *file, uint64_t *offset)
+{
+	size_t		dataoff = 0;
+	uint64_t	s = 0;
+	pct_rc		rc = PCT_OK;
+
+	pct_report(PCT_LOG_INFO, NULL, NULL,
+			   "resuming: finishing an interrupted batch of %u hotzones", b->nzones);
+	for (uint32_t i = 0; i < b->nzones && rc == PCT_OK; i++)
+	{
+		const pct_jzone *z = &b->zones[i];
+		const pct_file *f;
+		int			fd;
+
+		if (z->file >= e->fm->nfiles ||
+			z->offset + z->len > e->fm->files[z->file].size || z->len % PAGE)
+			return pct_fail(PCT_ERR_FORMAT, NULL, NULL,
+							"journal names a hotzone outside the files");
+		f = &e->fm->files[z->file];
+		if ((rc = open_checked(f, &fd)) != PCT_OK)
+			return rc;
+		if (b->olddata)
+		{
+			/* journal mode: roll back; the loop redoes the batch */
+			rc = pct_pwrite_all(fd, b->olddata + dataoff, z->len,
+								(off_t) z->offset, f->path);
+		}
+		else if ((rc = pct_pread_all(fd, e->buf, z->len, (off_t) z->offset,
+									 f->path)) == PCT_OK)
+		{
+			for (uint32_t p = 0; p < z->len && rc == PCT_OK; p += PAGE)
+			{
+				bool		dirty;
+
+				rc = recover_page(e, &e->workers[0], z, e->buf + p, z->offset + p,
+								  b->hashes, s + p / SECTOR, &dirty);
+				if (rc == PCT_OK && dirty)
+					rc = pct_pwrite_all(fd, e->buf + p, PAGE,
+										(off_t) (z->offset + p), f->path);
+			}
+		}
+		if (rc == PCT_OK && pct_sync_enabled() && fdatasync(fd) != 0)
+			rc = pct_syserr("could not fsync file \"%s\"", f->path);
+		close(fd);
+		dataoff += z->len;
+		s += z->len / SECTOR;
+	}
+	if (rc != PCT_OK)
+		return rc;
+	if (b->olddata == NULL && b->nzones > 0)
+	{
+		const pct_jzone *last = &b->zones[b->nzones - 1];
+
+		*file = last->file;
+		*offset = last->offset + last->len;
+		e->j->info.done_bytes += dataoff;
+	}
+	rc = pct_journal_set_progress(e->j, *file, *offset, e->j->info.done_bytes,
+								  false);
+	return rc;
+}
+
+/* ---- setup ---- */
+
+static pct_rc
+make_workers(engine *e)
+{
+	const pct_engine_opts *o = e->o;
+
+	e->nworkers = o->jobs < 1 ? 1 : o->jobs > 64 ? 64 : o->jobs;
+	e->workers = calloc((size_t) e->nworkers, sizeof(worker));
+	if (e->workers == NULL)
+		return pct_fail(PCT_ERR_NOMEM, NULL, NULL, "out of memory");
+	for (int t = 0; t < e->nworkers; t++)
+	{
+		worker	   *w = &e->workers[t];
+		pct_rc		rc = PCT_OK;
+
+		if (o->in_rel && !e->skip_rel)
+			rc = pct_cipher_new(PCT_DATAKEY_BYTES(o->in_rel), o->in_rel->keylen, &w->in_rel);
+		if (rc == PCT_OK && o->in_wal && !e->skip_wal)
+			rc = pct_cipher_new(PCT_DATAKEY_BYTES(o->in_wal), o->in_wal->keylen, &w->in_wal);
+		if (rc == PCT_OK && o->out_rel && !e->skip_rel)
+			rc = pct_cipher_new(PCT_DATAKEY_BYTES(o->out_rel), o->out_rel->keylen, &w->out_rel);
+		if (rc == PCT_OK && o->out_wal && !e->skip_wal)
+			rc = pct_cipher_new(PCT_DATAKEY_BYTES(o->out_wal), o->out_wal->keylen, &w->out_wal);
+		if (rc != PCT_OK)
+			return rc;
+	}
+	return PCT_OK;
+}
+
+static void
+free_engine(engine *e)
+{
+	if (e->workers)
+		for (int t = 0; t < e->nworkers; t++)
+		{
+			pct_cipher_free(e->workers[t].in_rel);
+			pct_cipher_free(e->workers[t].in_wal);
+			pct_cipher_free(e->workers[t].out_rel);
+			pct_cipher_free(e->workers[t].out_wal);
+		}
+	free(e->workers);
+	pct_journal_close(e->j);
+	free(e->file_lsn);
+	free(e->buf);
+	free(e->old);
+	free(e->scratch);
+	free(e->zones);
+	free(e->zoff);
+	free(e->fds);
+	free(e->hashes);
+	pthread_mutex_destroy(&e->err_lock);
+}
+
+static bool
+same_key(const pct_datakey *a, const pct_datakey *b)
+{
+	return a && b && a->keylen == b->keylen &&
+		pct_ct_equal(PCT_DATAKEY_BYTES(a), PCT_DATAKEY_BYTES(b), (size_t) a->keylen);
+}
+
+static void
+identities(const pct_engine_opts *o, uint8_t old_id[32], uint8_t new_id[32])
+{
+	uint8_t		a[32],
+				b[32];
+
+	memset(old_id, 0, 32);
+	memset(new_id, 0, 32);
+	if (o->in_rel && o->in_wal)
+	{
+		pct_key_identity(o->in_rel, a);
+		pct_key_identity(o->in_wal, b);
+		for (int i = 0; i < 32; i++)
+			old_id[i] = a[i] ^ (uint8_t) (b[i] * 3 + 1);
+	}
+	if (o->out_rel && o->out_wal)
+	{
+		pct_key_identity(o->out_rel, a);
+		pct_key_identity(o->out_wal, b);
+		for (int i = 0; i < 32; i++)
+			new_id[i] = a[i] ^ (uint8_t) (b[i] * 3 + 1);
+	}
+}
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+pct_rc
+pct_engine_run(const char *pgdata, const pct_control *ctl,
+			   const pct_filemap *fm, const pct_engine_opts *o,
+			   pct_engine_result *res)
+{
+	engine		e;
+	pct_journal_info info;
+	bool		exists;
+	uint64_t	file = 0,
+				offset = 0,
+				unext = 0;
+	double		t0 = now();
+	pct_rc		rc;
+
+	memset(res, 0, sizeof(*res));
+	memset(&e, 0, sizeof(e));
+	pthread_mutex_init(&e.err_lock, NULL);
+	e.pgdata = pgdata;
+	e.ctl = ctl;
+	e.fm = fm;
+	e.o = o;
+	e.skip_rel = (o->op == PCT_OP_REKEY && same_key(o->in_rel, o->out_rel)) ||
+		(o->in_rel == NULL && o->out_rel == NULL);
+	e.skip_wal = (o->op == PCT_OP_REKEY && same_key(o->in_wal, o->out_wal)) ||
+		(o->in_wal == NULL && o->out_wal == NULL);
+	e.batch_max = o->mode == PCT_RESILIENCE_JOURNAL ? BATCH_JOURNAL : BATCH_CHECKSUM;
+	e.file_lsn = calloc(fm->nfiles ? fm->nfiles : 1, sizeof(uint64_t));
+	e.buf = malloc(e.batch_max);
+	e.old = o->mode == PCT_RESILIENCE_JOURNAL ? malloc(e.batch_max) : NULL;
+	e.scratch = malloc(area_size(o->mode));
+	e.zones = calloc(MAX_ZONES, sizeof(pct_jzone));
+	e.zoff = calloc(MAX_ZONES, sizeof(size_t));
+	e.fds = calloc(MAX_ZONES, sizeof(int));
+	e.hashes = calloc(2 * (e.batch_max / SECTOR), sizeof(uint64_t));
+	if (!e.file_lsn || !e.buf || (o->mode == PCT_RESILIENCE_JOURNAL && !e.old) ||
+		!e.scratch || !e.zones || !e.zoff || !e.fds || !e.hashes)
+	{
+		free_engine(&e);
+		return pct_fail(PCT_ERR_NOMEM, NULL, NULL, "out of memory");
+	}
+	for (int i = 0; i < MAX_ZONES; i++)
+		e.fds[i] = -1;
+	if ((rc = make_workers(&e)) != PCT_OK)
+		goto done;
+
+	memset(&info, 0, sizeof(info));
+	info.op = o->op;
+	info.mode = o->mode;
+	info.method = o->method;
+	identities(o, info.old_id, info.new_id);
+	fingerprint(&e, info.fingerprint);
+	for (size_t i = 0; i < fm->nfiles; i++)
+		if (!skip_file(&e, &fm->files[i]))
+			info.total_bytes += fm->files[i].size;
+
+	/* 1, 2: plan; create or check the journal */
+	if ((rc = pct_journal_exists(pgdata, &exists)) != PCT_OK)
+		goto done;
+	if (exists)
+	{
+		pct_jbatch	b;
+
+		if ((rc = pct_journal_open(pgdata, &e.j)) != PCT_OK)
+			goto done;
+		if (e.j->info.op != info.op || e.j->info.mode != info.mode ||
+			e.j->info.method != info.method ||
+			memcmp(e.j->info.old_id, info.old_id, 32) != 0 ||
+			memcmp(e.j->info.new_id, info.new_id, 32) != 0)
+		{
+			rc = pct_fail(PCT_ERR_STATE, NULL,
+						  "Rerun the interrupted command with the same options.",
+						  "the journal describes a different operation: an interrupted %s (%s)",
+						  pct_op_str(e.j->info.op), pct_op_command(e.j->info.op));
+			goto done;
+		}
+		if (memcmp(e.j->info.fingerprint, info.fingerprint, 32) != 0)
+		{
+			rc = pct_fail(PCT_ERR_STATE, NULL,
+						  "Files were added, removed or resized while the operation was interrupted; restore from a backup.",
+						  "the files of the cluster differ from those the interrupted %s started with",
+						  pct_op_str(o->op));
+			goto done;
+		}
+		if ((rc = plan_lsns(&e, e.j->info.unlogged_base, &unext)) != PCT_OK)
+			goto done;
+		if (unext != e.j->info.unlogged_next)
+		{
+			rc = pct_fail(PCT_ERR_STATE, NULL, NULL,
+						  "the unlogged relations differ from those the interrupted %s planned for",
+						  pct_op_str(o->op));
+			goto done;
+		}
+		file = e.j->info.done_file;
+		offset = e.j->info.done_offset;
+		if (!e.j->info.data_complete && !o->prepare_only)
+		{
+			/* 3: finish or roll back an unfinished batch */
+			if ((rc = pct_journal_get_batch(e.j, &b)) != PCT_OK)
+				goto done;
+			if (b.active)
+				rc = resume_batch(&e, &b, &file, &offset);
+			free(b.zones);
+			if (rc != PCT_OK)
+				goto done;
+		}
+	}
+	else
+	{
+		struct stat st;
+
+		info.unlogged_base = ctl->unlogged_lsn < PCT_UNLOGGED_LSN_MIN ?
+			PCT_UNLOGGED_LSN_MIN : ctl->unlogged_lsn;
+		if ((rc = plan_lsns(&e, info.unlogged_base, &info.unlogged_next)) != PCT_OK)
+			goto done;
+		if (stat(pgdata, &st) != 0)
+		{
+			rc = pct_syserr("could not stat \"%s\"", pgdata);
+			goto done;
+		}
+		if ((rc = pct_journal_create(pgdata, &info, area_size(o->mode),
+									 (st.st_mode & S_IRGRP) ? PCT_FILE_MODE_GROUP : PCT_FILE_MODE,
+									 &e.j)) != PCT_OK)
+			goto done;
+	}
+
+	if (o->prepare_only)
+	{
+		res->unlogged_next = e.j->info.unlogged_next;
+		goto done;
+	}
+
+	/* 4: the batches */
+	while (!e.j->info.data_complete && plan_batch(&e, &file, &offset))
+	{
+		pct_progress p;
+		size_t		bytes = batch_bytes(&e);
+
+		if ((rc = run_parallel(&e, e.nzones, read_zone)) != PCT_OK)
+			break;
+		e.j->info.done_file = e.zones[0].file;
+		e.j->info.done_offset = e.zones[0].offset;
+		if ((rc = pct_journal_begin_batch(e.j, e.zones, e.nzones, e.hashes,
+										  (uint32_t) (bytes / SECTOR), e.old,
+										  e.old ? bytes : 0, e.scratch)) != PCT_OK)
+			break;
+		if ((rc = run_parallel(&e, e.nzones, write_zone)) != PCT_OK ||
+			(rc = run_parallel(&e, e.nzones, sync_zone)) != PCT_OK)
+			break;
+		pct_durable_step("batch data written");
+		e.j->info.done_bytes += bytes;
+		p.done_bytes = e.j->info.done_bytes;
+		p.total_bytes = e.j->info.total_bytes;
+		p.elapsed = now() - t0;
+		if (o->progress && !o->progress(o->progress_arg, &p))
+		{
+			rc = pct_journal_set_progress(e.j, file, offset, e.j->info.done_bytes,
+										  false);
+			if (rc == PCT_OK)
+				rc = pct_fail(PCT_ERR_STOPPED, NULL,
+							  "Run the same command again to continue.",
+							  "%s stopped at a safe point", pct_op_str(o->op));
+			break;
+		}
+	}
+	close_fds(&e);
+	/* 5 */
+	if (rc == PCT_OK && !e.j->info.data_complete)
+		rc = pct_journal_set_progress(e.j, fm->nfiles, 0, e.j->info.done_bytes, true);
+	if (rc == PCT_OK)
+	{
+		res->pages_rewritten = atomic_load(&e.pages);
+		res->wal_pages_rewritten = atomic_load(&e.wal_pages);
+		res->lsns_replaced = atomic_load(&e.lsns);
+		res->checksum_failures = atomic_load(&e.csfail);
+		res->torn_sectors = atomic_load(&e.torn);
+		res->unlogged_next = e.j->info.unlogged_next;
+	}
+done:
+	free_engine(&e);
+	return rc;
+}

@@ -1,0 +1,649 @@
+/*
+ * journal.c
+ *	  The operation journal pg_cryptokeys/operation.journal (FORMAT 5).
+ *
+ * Owns: the journal's file layout, its integrity, and the 64-bit sector
+ * hash.  The engine (engine.c) decides what goes into it.
+ *
+ * Layout (little-endian):
+ *	[0, 4096)		header slot 0
+ *	[4096, 8192)	header slot 1
+ *	[8192, +A)		batch record area 0
+ *	[8192+A, +A)	batch record area 1
+ * Header number h is written to slot h % 2 and batch number b to area
+ * b % 2, so a torn write can only damage the slot or area being written,
+ * never the newest valid one.  A reader takes the valid header (magic,
+ * version, hash) with the highest number; the batch record it names must
+ * match the hash the header holds, or the batch never began: its data is
+ * written only after header and record are durable.
+ *
+ * The file is preallocated at creation (posix_fallocate) so that running
+ * out of space cannot interrupt an operation half way.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "pct_internal.h"
+
+#define JOURNAL_MAGIC	"PCTJRNL1"
+#define BATCH_MAGIC		"PCTBATCH"
+#define JOURNAL_VERSION 1
+#define SLOT_SIZE		4096
+
+/* Header fields, at fixed offsets in a slot. */
+#define H_MAGIC			0		/* 8 bytes */
+#define H_VERSION		8		/* u32 */
+#define H_OP			12		/* u32 */
+#define H_MODE			16		/* u32 */
+#define H_METHOD		20		/* u32 */
+#define H_OLD_ID		24		/* 32 bytes */
+#define H_NEW_ID		56		/* 32 bytes */
+#define H_FINGERPRINT	88		/* 32 bytes */
+#define H_TOTAL			120		/* u64 */
+#define H_UNLOGGED_BASE 128		/* u64 */
+#define H_UNLOGGED_NEXT 136		/* u64 */
+#define H_SEQ			144		/* u64 header number */
+#define H_DONE_FILE		152		/* u64 */
+#define H_DONE_OFFSET	160		/* u64 */
+#define H_DONE_BYTES	168		/* u64 */
+#define H_COMPLETE		176		/* u32 */
+#define H_AREA_SIZE		180		/* u32 */
+#define H_BATCH_ACTIVE	184		/* u32 */
+#define H_BATCH_LEN		188		/* u32 record length */
+#define H_BATCH_SEQ		192		/* u64 */
+#define H_BATCH_HASH	200		/* u64 */
+#define H_HASH			208		/* u64 over bytes [0, 208) */
+#define H_END			216
+
+/* Batch record: fixed part, then zones, hashes, and (journal mode) the old
+ * data from the next 4096-byte boundary. */
+#define B_MAGIC			0
+#define B_SEQ			8
+#define B_NZONES		16
+#define B_NSECTORS		20
+#define B_HAS_DATA		24
+#define B_FIXED			32
+#define ZONE_SIZE		16		/* u32 file, u32 len, u64 offset */
+
+/* ---- the sector hash ---- */
+
+#define P1 0x9E3779B185EBCA87ULL
+#define P2 0xC2B2AE3D27D4EB4FULL
+#define P3 0x165667B19E3779F9ULL
+#define P4 0x85EBCA77C2B2AE63ULL
+
+static inline uint64_t
+rotl64(uint64_t x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+static inline uint64_t
+mix_round(uint64_t acc, uint64_t in)
+{
+	acc += in * P2;
+	acc = rotl64(acc, 31);
+	return acc * P1;
+}
+
+/*
+ * A fast non-cryptographic 64-bit hash (four multiply-rotate lanes and a
+ * final avalanche).  It tells old, new and torn sectors apart; nobody is
+ * trying to forge collisions in one's own data directory.
+ */
+uint64_t
+pct_hash64(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint64_t	v0 = P1 + P2,
+				v1 = P2,
+				v2 = 0,
+				v3 = (uint64_t) 0 - P1,
+				h;
+	size_t		i = 0;
+
+	for (; i + 32 <= len; i += 32)
+	{
+		v0 = mix_round(v0, pct_get_u64(p + i));
+		v1 = mix_round(v1, pct_get_u64(p + i + 8));
+		v2 = mix_round(v2, pct_get_u64(p + i + 16));
+		v3 = mix_round(v3, pct_get_u64(p + i + 24));
+	}
+	h = rotl64(v0, 1) + rotl64(v1, 7) + rotl64(v2, 12) + rotl64(v3, 18);
+	h = (h ^ mix_round(0, v0)) * P1 + P4;
+	h = (h ^ mix_round(0, v1)) * P1 + P4;
+	h = (h ^ mix_round(0, v2)) * P1 + P4;
+	h = (h ^ mix_round(0, v3)) * P1 + P4;
+	h += (uint64_t) len;
+	for (; i + 8 <= len; i += 8)
+		h = rotl64(h ^ mix_round(0, pct_get_u64(p + i)), 27) * P1 + P4;
+	for (; i < len; i++)
+		h = rotl64(h ^ (p[i] * P3), 11) * P1;
+	h ^= h >> 33;
+	h *= P2;
+	h ^= h >> 29;
+	h *= P3;
+	h ^= h >> 32;
+	return h;
+}
+
+/* ---- key identities, texts ---- */
+
+void
+pct_key_identity(const pct_datakey *dk, uint8_t id[32])
+{
+	static const char label[] = "pgcrypttools data key identity v1";
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int n = 32;
+	uint8_t		b[2] = {(uint8_t) dk->id, (uint8_t) dk->keylen};
+
+	memset(id, 0, 32);
+	if (md == NULL)
+		return;
+	if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+		EVP_DigestUpdate(md, label, sizeof(label)) != 1 ||
+		EVP_DigestUpdate(md, b, 2) != 1 ||
+		EVP_DigestUpdate(md, PCT_DATAKEY_BYTES(dk), (size_t) dk->keylen) != 1 ||
+		EVP_DigestFinal_ex(md, id, &n) != 1)
+		memset(id, 0, 32);
+	EVP_MD_CTX_free(md);
+}
+
+const char *
+pct_op_str(pct_op op)
+{
+	switch (op)
+	{
+		case PCT_OP_ENCRYPT:
+			return "encryption";
+		case PCT_OP_DECRYPT:
+			return "decryption";
+		case PCT_OP_REKEY:
+			return "data key rotation";
+	}
+	return "unknown operation";
+}
+
+const char *
+pct_op_command(pct_op op)
+{
+	switch (op)
+	{
+		case PCT_OP_ENCRYPT:
+			return "pg_encrypt_cluster";
+		case PCT_OP_DECRYPT:
+			return "pg_encrypt_cluster --decrypt";
+		case PCT_OP_REKEY:
+			return "pg_rekey_data";
+	}
+	return "?";
+}
+
+/* ---- header ---- */
+
+static void
+encode_header(const pct_journal *j, uint8_t *slot)
+{
+	const pct_journal_info *in = &j->info;
+
+	memset(slot, 0, SLOT_SIZE);
+	memcpy(slot + H_MAGIC, JOURNAL_MAGIC, 8);
+	pct_put_u32(slot + H_VERSION, JOURNAL_VERSION);
+	pct_put_u32(slot + H_OP, (uint32_t) in->op);
+	pct_put_u32(slot + H_MODE, (uint32_t) in->mode);
+	pct_put_u32(slot + H_METHOD, in->method);
+	memcpy(slot + H_OLD_ID, in->old_id, 32);
+	memcpy(slot + H_NEW_ID, in->new_id, 32);
+	memcpy(slot + H_FINGERPRINT, in->fingerprint, 32);
+	pct_put_u64(slot + H_TOTAL, in->total_bytes);
+	pct_put_u64(slot + H_UNLOGGED_BASE, in->unlogged_base);
+	pct_put_u64(slot + H_UNLOGGED_NEXT, in->unlogged_next);
+	pct_put_u64(slot + H_SEQ, j->seq);
+	pct_put_u64(slot + H_DONE_FILE, in->done_file);
+	pct_put_u64(slot + H_DONE_OFFSET, in->done_offset);
+	pct_put_u64(slot + H_DONE_BYTES, in->done_bytes);
+	pct_put_u32(slot + H_COMPLETE, in->data_complete ? 1 : 0);
+	pct_put_u32(slot + H_AREA_SIZE, j->area_size);
+	pct_put_u32(slot + H_BATCH_ACTIVE, j->batch_active ? 1 : 0);
+	pct_put_u32(slot + H_BATCH_LEN, j->batch_len);
+	pct_put_u64(slot + H_BATCH_SEQ, j->batch_seq);
+	pct_put_u64(slot + H_BATCH_HASH, j->batch_hash);
+	pct_put_u64(slot + H_HASH, pct_hash64(slot, H_HASH));
+}
+
+static bool
+decode_header(const uint8_t *slot, pct_journal *j)
+{
+	pct_journal_info *in = &j->info;
+
+	if (memcmp(slot + H_MAGIC, JOURNAL_MAGIC, 8) != 0 ||
+		pct_get_u32(slot + H_VERSION) != JOURNAL_VERSION ||
+		pct_get_u64(slot + H_HASH) != pct_hash64(slot, H_HASH))
+		return false;
+	memset(in, 0, sizeof(*in));
+	in->op = (pct_op) pct_get_u32(slot + H_OP);
+	in->mode = (pct_resilience) pct_get_u32(slot + H_MODE);
+	in->method = pct_get_u32(slot + H_METHOD);
+	memcpy(in->old_id, slot + H_OLD_ID, 32);
+	memcpy(in->new_id, slot + H_NEW_ID, 32);
+	memcpy(in->fingerprint, slot + H_FINGERPRINT, 32);
+	in->total_bytes = pct_get_u64(slot + H_TOTAL);
+	in->unlogged_base = pct_get_u64(slot + H_UNLOGGED_BASE);
+	in->unlogged_next = pct_get_u64(slot + H_UNLOGGED_NEXT);
+	j->seq = pct_get_u64(slot + H_SEQ);
+	in->done_file = pct_get_u64(slot + H_DONE_FILE);
+	in->done_offset = pct_get_u64(slot + H_DONE_OFFSET);
+	in->done_bytes = pct_get_u64(slot + H_DONE_BYTES);
+	in->data_complete = pct_get_u32(slot + H_COMPLETE) != 0;
+	j->area_size = pct_get_u32(slot + H_AREA_SIZE);
+	j->batch_active = pct_get_u32(slot + H_BATCH_ACTIVE) != 0;
+	j->batch_len = pct_get_u32(slot + H_BATCH_LEN);
+	j->batch_seq = pct_get_u64(slot + H_BATCH_SEQ);
+	j->batch_hash = pct_get_u64(slot + H_BATCH_HASH);
+	return true;
+}
+
+static pct_rc
+pwrite_all(int fd, const void *buf, size_t len, off_t off, const char *path)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0)
+	{
+		ssize_t		n = pwrite(fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+		{
+			if (n == 0)
+				errno = ENOSPC;
+			return pct_syserr("could not write file \"%s\"", path);
+		}
+		p += n;
+		off += n;
+		len -= (size_t) n;
+	}
+	return PCT_OK;
+}
+
+pct_rc
+pct_pread_all(int fd, void *buf, size_t len, off_t off, const char *path)
+{
+	uint8_t    *p = buf;
+
+	while (len > 0)
+	{
+		ssize_t		n = pread(fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return pct_syserr("could not read file \"%s\"", path);
+		if (n == 0)
+			return pct_fail(PCT_ERR_STATE, NULL, NULL,
+							"could not read file \"%s\": unexpected end of file at offset %lld",
+							path, (long long) off);
+		p += n;
+		off += n;
+		len -= (size_t) n;
+	}
+	return PCT_OK;
+}
+
+pct_rc
+pct_pwrite_all(int fd, const void *buf, size_t len, off_t off, const char *path)
+{
+	return pwrite_all(fd, buf, len, off, path);
+}
+
+static pct_rc
+journal_path(const char *pgdata, char *path)
+{
+	return pct_path(path, "%s/%s/%s", pgdata, PCT_KEYDIR, PCT_JOURNAL_FILE);
+}
+
+/* Write header number j->seq + 1 to its slot (not synced). */
+static pct_rc
+write_header(pct_journal *j)
+{
+	uint8_t		slot[SLOT_SIZE];
+
+	j->seq++;
+	encode_header(j, slot);
+	return pwrite_all(j->fd, slot, SLOT_SIZE, (off_t) (j->seq % 2) * SLOT_SIZE,
+					  j->path);
+}
+
+static pct_rc
+sync_journal(pct_journal *j)
+{
+	if (pct_sync_enabled() && fdatasync(j->fd) != 0)
+		return pct_syserr("could not fsync file \"%s\"", j->path);
+	return PCT_OK;
+}
+
+pct_rc
+pct_journal_create(const char *pgdata, const pct_journal_info *info,
+				   uint32_t area_size, mode_t mode, pct_journal **out)
+{
+	pct_journal *j;
+	pct_rc		rc;
+	int			err;
+
+	*out = NULL;
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return pct_fail(PCT_ERR_NOMEM, NULL, NULL, "out of memory");
+	j->fd = -1;
+	if ((rc = journal_path(pgdata, j->path)) != PCT_OK)
+		goto fail;
+	j->fd = open(j->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (j->fd < 0)
+	{
+		rc = pct_syserr("could not create file \"%s\"", j->path);
+		goto fail;
+	}
+	j->info = *info;
+	j->area_size = area_size;
+	err = posix_fallocate(j->fd, 0, (off_t) 2 * SLOT_SIZE + 2 * (off_t) area_size);
+	if (err != 0)
+	{
+		errno = err;
+		rc = pct_syserr("could not allocate space for file \"%s\"", j->path);
+		unlink(j->path);
+		goto fail;
+	}
+	if ((rc = write_header(j)) != PCT_OK || (rc = sync_journal(j)) != PCT_OK ||
+		(rc = pct_fsync_parent(j->path)) != PCT_OK)
+	{
+		unlink(j->path);
+		goto fail;
+	}
+	pct_durable_step("journal created");
+	*out = j;
+	return PCT_OK;
+fail:
+	if (j->fd >= 0)
+		close(j->fd);
+	free(j);
+	return rc;
+}
+
+/* Read both slots; keep the valid one with the highest number. */
+static pct_rc
+read_best_header(pct_journal *j)
+{
+	uint8_t		slot[SLOT_SIZE];
+	pct_journal best;
+	bool		found = false;
+
+	memset(&best, 0, sizeof(best));
+	for (int s = 0; s < 2; s++)
+	{
+		pct_journal cand;
+		pct_rc		rc;
+
+		memset(&cand, 0, sizeof(cand));
+		if ((rc = pct_pread_all(j->fd, slot, SLOT_SIZE, (off_t) s * SLOT_SIZE,
+								j->path)) != PCT_OK)
+			return rc;
+		if (decode_header(slot, &cand) && (!found || cand.seq > best.seq))
+		{
+			best = cand;
+			found = true;
+		}
+	}
+	if (!found)
+		return pct_fail(PCT_ERR_FORMAT, NULL,
+						"Restore the data directory from a backup.",
+						"journal \"%s\" is damaged: no valid header", j->path);
+	j->info = best.info;
+	j->seq = best.seq;
+	j->area_size = best.area_size;
+	j->batch_active = best.batch_active;
+	j->batch_len = best.batch_len;
+	j->batch_seq = best.batch_seq;
+	j->batch_hash = best.batch_hash;
+	return PCT_OK;
+}
+
+static off_t
+area_offset(const pct_journal *j, uint64_t batch_seq)
+{
+	return (off_t) 2 * SLOT_SIZE + (off_t) (batch_seq % 2) * j->area_size;
+}
+
+pct_rc
+pct_journal_open(const char *pgdata, pct_journal **out)
+{
+	pct_journal *j;
+	pct_rc		rc;
+
+	*out = NULL;
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return pct_fail(PCT_ERR_NOMEM, NULL, NULL, "out of memory");
+	if ((rc = journal_path(pgdata, j->path)) != PCT_OK)
+	{
+		free(j);
+		return rc;
+	}
+	j->fd = open(j->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (j->fd < 0)
+	{
+		rc = pct_syserr("could not open file \"%s\"", j->path);
+		free(j);
+		return rc;
+	}
+	if ((rc = read_best_header(j)) != PCT_OK)
+	{
+		pct_journal_close(j);
+		return rc;
+	}
+	/* An active batch whose record does not verify never began. */
+	if (j->batch_active)
+	{
+		uint8_t    *rec = NULL;
+
+		if (j->batch_len < B_FIXED || j->batch_len > j->area_size ||
+			(rec = malloc(j->batch_len)) == NULL ||
+			pct_pread_all(j->fd, rec, j->batch_len, area_offset(j, j->batch_seq),
+						  j->path) != PCT_OK ||
+			pct_hash64(rec, j->batch_len) != j->batch_hash ||
+			memcmp(rec + B_MAGIC, BATCH_MAGIC, 8) != 0 ||
+			pct_get_u64(rec + B_SEQ) != j->batch_seq)
+		{
+			free(rec);
+			j->batch_active = false;
+		}
+		else
+			j->record = rec;
+	}
+	*out = j;
+	return PCT_OK;
+}
+
+void
+pct_journal_close(pct_journal *j)
+{
+	if (j == NULL)
+		return;
+	if (j->fd >= 0)
+		close(j->fd);
+	free(j->record);
+	free(j);
+}
+
+uint32_t
+pct_journal_record_size(uint32_t nzones, uint32_t nsectors, size_t datalen)
+{
+	size_t		n = B_FIXED + (size_t) nzones * ZONE_SIZE + (size_t) nsectors * 16;
+
+	if (datalen > 0)
+		n = (n + 4095) / 4096 * 4096 + datalen;
+	return (uint32_t) n;
+}
+
+pct_rc
+pct_journal_begin_batch(pct_journal *j, const pct_jzone *zones,
+						uint32_t nzones, const uint64_t *hashes,
+						uint32_t nsectors, const uint8_t *olddata,
+						size_t datalen, uint8_t *scratch)
+{
+	uint32_t	len = pct_journal_record_size(nzones, nsectors, datalen);
+	uint8_t    *p = scratch;
+	pct_rc		rc;
+
+	if (len > j->area_size)
+		return pct_fail(PCT_ERR_ARG, NULL, NULL,
+						"journal batch of %u bytes exceeds its area", len);
+	memset(p, 0, B_FIXED);
+	memcpy(p + B_MAGIC, BATCH_MAGIC, 8);
+	pct_put_u64(p + B_SEQ, j->batch_seq + 1);
+	pct_put_u32(p + B_NZONES, nzones);
+	pct_put_u32(p + B_NSECTORS, nsectors);
+	pct_put_u32(p + B_HAS_DATA, datalen > 0);
+	p += B_FIXED;
+	for (uint32_t i = 0; i < nzones; i++, p += ZONE_SIZE)
+	{
+		pct_put_u32(p, zones[i].file);
+		pct_put_u32(p + 4, zones[i].len);
+		pct_put_u64(p + 8, zones[i].offset);
+	}
+	for (uint32_t i = 0; i < 2 * nsectors; i++, p += 8)
+		pct_put_u64(p, hashes[i]);
+	if (datalen > 0)
+	{
+		size_t		fixed = (size_t) (p - scratch);
+		size_t		pad = (fixed + 4095) / 4096 * 4096 - fixed;
+
+		memset(p, 0, pad);
+		p += pad;
+		memcpy(p, olddata, datalen);
+	}
+	j->batch_seq++;
+	j->batch_len = len;
+	j->batch_hash = pct_hash64(scratch, len);
+	j->batch_active = true;
+	if ((rc = pwrite_all(j->fd, scratch, len, area_offset(j, j->batch_seq),
+						 j->path)) != PCT_OK ||
+		(rc = write_header(j)) != PCT_OK ||
+		(rc = sync_journal(j)) != PCT_OK)
+		return rc;
+	pct_durable_step("journal batch recorded");
+	return PCT_OK;
+}
+
+pct_rc
+pct_journal_set_progress(pct_journal *j, uint64_t done_file,
+						 uint64_t done_offset, uint64_t done_bytes,
+						 bool complete)
+{
+	pct_rc		rc;
+
+	j->info.done_file = done_file;
+	j->info.done_offset = done_offset;
+	j->info.done_bytes = done_bytes;
+	j->info.data_complete = complete;
+	j->batch_active = false;
+	if ((rc = write_header(j)) != PCT_OK || (rc = sync_journal(j)) != PCT_OK)
+		return rc;
+	pct_durable_step(complete ? "journal: data complete" : "journal progress");
+	return PCT_OK;
+}
+
+pct_rc
+pct_journal_get_batch(const pct_journal *j, pct_jbatch *b)
+{
+	const uint8_t *p = j->record;
+
+	memset(b, 0, sizeof(*b));
+	if (!j->batch_active || p == NULL)
+		return PCT_OK;
+	b->nzones = pct_get_u32(p + B_NZONES);
+	b->nsectors = pct_get_u32(p + B_NSECTORS);
+	if (pct_journal_record_size(b->nzones, b->nsectors, 0) > j->batch_len)
+		return pct_fail(PCT_ERR_FORMAT, NULL, NULL,
+						"journal \"%s\" holds a malformed batch", j->path);
+	b->zones = calloc(b->nzones ? b->nzones : 1, sizeof(pct_jzone));
+	if (b->zones == NULL)
+		return pct_fail(PCT_ERR_NOMEM, NULL, NULL, "out of memory");
+	p += B_FIXED;
+	for (uint32_t i = 0; i < b->nzones; i++, p += ZONE_SIZE)
+	{
+		b->zones[i].file = pct_get_u32(p);
+		b->zones[i].len = pct_get_u32(p + 4);
+		b->zones[i].offset = pct_get_u64(p + 8);
+		b->datalen += b->zones[i].len;
+	}
+	b->hashes = p;
+	if (pct_get_u32(j->record + B_HAS_DATA))
+	{
+		size_t		fixed = B_FIXED + (size_t) b->nzones * ZONE_SIZE +
+			(size_t) b->nsectors * 16;
+
+		fixed = (fixed + 4095) / 4096 * 4096;
+		if (fixed + b->datalen != j->batch_len)
+		{
+			free(b->zones);
+			b->zones = NULL;
+			return pct_fail(PCT_ERR_FORMAT, NULL, NULL,
+							"journal \"%s\" holds a malformed batch", j->path);
+		}
+		b->olddata = j->record + fixed;
+	}
+	else
+		b->datalen = 0;
+	b->active = true;
+	return PCT_OK;
+}
+
+pct_rc
+pct_journal_exists(const char *pgdata, bool *exists)
+{
+	char		path[PCT_MAXPATH];
+	struct stat st;
+	pct_rc		rc;
+
+	*exists = false;
+	if ((rc = journal_path(pgdata, path)) != PCT_OK)
+		return rc;
+	if (lstat(path, &st) == 0)
+		*exists = true;
+	else if (errno != ENOENT)
+		return pct_syserr("could not stat \"%s\"", path);
+	return PCT_OK;
+}
+
+pct_rc
+pct_journal_peek(const char *pgdata, pct_journal_info *info)
+{
+	pct_journal *j;
+	pct_rc		rc = pct_journal_open(pgdata, &j);
+
+	if (rc != PCT_OK)
+		return rc;
+	*info = j->info;
+	pct_journal_close(j);
+	return PCT_OK;
+}
+
+pct_rc
+pct_journal_remove(const char *pgdata)
+{
+	char		path[PCT_MAXPATH];
+	pct_rc		rc;
+
+	if ((rc = journal_path(pgdata, path)) != PCT_OK ||
+		(rc = pct_durable_remove(path)) != PCT_OK)
+		return rc;
+	pct_durable_step("journal removed");
+	return PCT_OK;
+}
