@@ -318,7 +318,9 @@ pct_rc		pct_read_file(const char *path, void *buf, size_t maxlen,
  * as if killed at that moment.  With PCT_FAULT_LIST set, each step's name
  * is written to stderr ("fault step N: name").  PCT_STEP_DELAY_MS=M
  * sleeps M ms after each step, so that kill -9 tests can land between
- * steps.  Test hooks only; documented as such.  Returns the step number.
+ * steps.  PCT_BATCH_KB=K makes the bulk engine's batches K KiB (more
+ * durable steps on small test clusters).  Test hooks only; documented as
+ * such.  Returns the step number.
  */
 int			pct_durable_step(const char *name);
 /* Exit status of a process stopped by the fault-injection hook. */
@@ -663,7 +665,10 @@ void		pct_page_iv(const uint8_t *page, uint32_t blkno, bool unlogged,
 pct_rc		pct_page_crypt(pct_cipher *c, uint8_t *page, uint32_t blkno,
 						   bool unlogged);
 /* PostgreSQL's page checksum (storage/checksum_impl.h) of a page as it
- * is, for block number blkno within the fork. */
+ * is, for block number blkno within the fork.  On return the page is
+ * unchanged, but during the call pd_checksum is transiently zero (as in
+ * PostgreSQL): the page must be writable memory that no other thread reads
+ * meanwhile.  Pages not 4-byte aligned are hashed in an aligned copy. */
 uint16_t	pct_page_checksum(const uint8_t *page, uint32_t blkno);
 /* pd_checksum as stored / store one. */
 uint16_t	pct_page_get_checksum(const uint8_t *page);

@@ -5,7 +5,8 @@
  *
  * Theory of operation:
  *	1. Check the data directory, pg_control (version 1400: encrypted) and
- *	   that pg_cryptokeys exists; run as the cluster owner, never as root.
+ *	   that pg_cryptokeys exists, with no journal of an interrupted bulk
+ *	   operation; run as the cluster owner, never as root.
  *	2. Take the lock file pg_cryptokeys/pg_alterckey.pid (a stale one left
  *	   by a dead process is taken over).
  *	3. Repair any leftover state of an interrupted change (the table in
@@ -241,6 +242,27 @@ main(int argc, char **argv)
 			 PCT_KEYDIR_LIVE);
 	snprintf(newdir, sizeof(newdir), "%s/%s/%s", pgdata, PCT_KEYDIR,
 			 PCT_KEYDIR_NEW);
+
+	/*
+	 * An interrupted bulk operation owns the cluster (and its stale lock,
+	 * which must not be taken over and then released).
+	 */
+	{
+		bool		journal;
+		pct_journal_info info;
+
+		if (pct_journal_exists(pgdata, &journal) != PCT_OK)
+			fail_unchanged();
+		if (journal)
+		{
+			if (pct_journal_peek(pgdata, &info) != PCT_OK)
+				fail_unchanged();
+			tool_error("Run that command again to finish it first.",
+					   "an interrupted %s is pending: run \"%s\"",
+					   pct_op_str(info.op), pct_op_command(info.op));
+			fail_unchanged();
+		}
+	}
 
 	/* 2. lock */
 	if (pct_lock_acquire(pgdata, true, &lock, &other) != PCT_OK)

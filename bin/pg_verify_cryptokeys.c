@@ -9,9 +9,9 @@
  *
  * Theory of operation:
  *	1. Read pg_control: it must be version 1400 (else: could not check).
- *	2. Lock file: none; or held by a running process (an operation is in
- *	   progress); or left by a dead one (an interrupted operation, and which
- *	   command finishes it).
+ *	2. Lock file and journal: none; or held by a running process (an
+ *	   operation is in progress); or left by a dead one (an interrupted
+ *	   operation, and which command finishes it: the journal says which).
  *	3. No new/ or old/ beside live/ (an interrupted key change).
  *	4. live/ passes the checks of FORMAT 1.4: both keys, one generation, no
  *	   duplicates, regular files, no symlinks, the cluster owner's, not
@@ -140,16 +140,32 @@ check_state(const char *pgdata)
 	unsigned	state;
 	bool		exists;
 
-	if (pct_lock_inspect(pgdata, &ls, &pid) != PCT_OK)
+	bool		journal;
+	pct_journal_info info;
+	const char *what = "key change",
+			   *rerun = "pg_alterckey -r";
+
+	if (pct_lock_inspect(pgdata, &ls, &pid) != PCT_OK ||
+		pct_journal_exists(pgdata, &journal) != PCT_OK)
 		cannot_check();
-	if (ls == PCT_LOCK_FREE)
+	if (journal)
+	{
+		if (pct_journal_peek(pgdata, &info) != PCT_OK)
+			cannot_check();
+		what = pct_op_str(info.op);
+		rerun = pct_op_command(info.op);
+	}
+	if (ls == PCT_LOCK_FREE && !journal)
 		check_ok("no operation in progress (no lock file)");
 	else if (ls == PCT_LOCK_HELD)
 		check_fail("operation in progress (process %d): lock file \"%s/%s/%s\"",
 				   (int) pid, pgdata, PCT_KEYDIR, PCT_LOCK_FILE);
+	else if (ls == PCT_LOCK_STALE)
+		check_fail("interrupted operation (%s): lock file \"%s/%s/%s\" was left by process %d, which is gone; run %s",
+				   what, pgdata, PCT_KEYDIR, PCT_LOCK_FILE, (int) pid, rerun);
 	else
-		check_fail("interrupted operation: lock file \"%s/%s/%s\" was left by process %d, which is gone; run pg_alterckey -r",
-				   pgdata, PCT_KEYDIR, PCT_LOCK_FILE, (int) pid);
+		check_fail("interrupted operation (%s): its journal is present without a lock file; run %s",
+				   what, rerun);
 
 	if (pct_keydir_state(pgdata, &state, &exists) != PCT_OK)
 		cannot_check();

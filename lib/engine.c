@@ -278,7 +278,7 @@ has_nonnew_page(engine *e, const pct_file *f, bool *found)
 		return pct_syserr("could not open file \"%s\"", f->path);
 	for (uint64_t off = 0; off < f->size && !*found && rc == PCT_OK;)
 	{
-		size_t		len = f->size - off > HOTZONE_MAX ? HOTZONE_MAX : f->size - off;
+		size_t		len = f->size - off > e->batch_max ? e->batch_max : f->size - off;
 
 		rc = pct_pread_all(fd, e->buf, len, (off_t) off, f->path);
 		for (size_t p = 0; rc == PCT_OK && p < len && !*found; p += PAGE)
@@ -770,6 +770,14 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 	e.skip_wal = (o->op == PCT_OP_REKEY && same_key(o->in_wal, o->out_wal)) ||
 		(o->in_wal == NULL && o->out_wal == NULL);
 	e.batch_max = o->mode == PCT_RESILIENCE_JOURNAL ? BATCH_JOURNAL : BATCH_CHECKSUM;
+	{
+		/* test hook: smaller batches give interruption tests more steps */
+		const char *kb = getenv("PCT_BATCH_KB");
+
+		if (kb != NULL && atol(kb) >= PAGE / 1024 &&
+			(size_t) atol(kb) * 1024 < e.batch_max)
+			e.batch_max = (size_t) atol(kb) * 1024 / PAGE * PAGE;
+	}
 	e.file_lsn = calloc(fm->nfiles ? fm->nfiles : 1, sizeof(uint64_t));
 	e.buf = malloc(e.batch_max);
 	e.old = o->mode == PCT_RESILIENCE_JOURNAL ? malloc(e.batch_max) : NULL;
