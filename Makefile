@@ -4,6 +4,7 @@
 #   make              build lib/libpgcrypttools.a and the tools in bin/
 #   make check        build and run every unit (Check) and TAP test
 #   make demo         encrypt, verify, rotate and decrypt a throwaway cluster
+#   make bench        time the tools against pg_checksums --enable and cp -a
 #   make asan         unit tests under AddressSanitizer and UBSan
 #   make valgrind     unit tests under valgrind
 #   make lint         clang-tidy and cppcheck
@@ -57,7 +58,8 @@ MANPAGES = $(TOOLS:%=man/man1/%.1)
 
 TEST_USER ?= pgcrypttools
 
-.PHONY: all check check-local unit tap demo demo-local asan valgrind lint \
+.PHONY: all check check-local unit tap demo demo-local bench bench-local \
+		asan valgrind lint \
 		install uninstall clean
 
 all: $(LIBA) $(TOOL_BIN)
@@ -104,6 +106,12 @@ check: all
 demo: all
 	@sh scripts/unprivileged.sh demo-local
 
+# make bench [BENCH_SCALE=N]: time the tools against pg_checksums --enable
+# and cp -a on one pgbench cluster (a benchmark, not a test).
+BENCH_SCALE ?= 100
+bench: all
+	@BENCH_SCALE=$(BENCH_SCALE) sh scripts/unprivileged.sh bench-local
+
 check-local: unit tap
 
 unit: $(UNIT_BIN)
@@ -124,6 +132,10 @@ tap: all $(TEST_TOOLS)
 
 demo-local: all
 	@PATH="$(CURDIR)/bin:$(PG_BINDIR):$$PATH" sh scripts/demo.sh
+
+bench-local: all
+	@PATH="$(CURDIR)/bin:$(PG_BINDIR):$$PATH" BENCH_SCALE=$(BENCH_SCALE) \
+		sh scripts/bench.sh
 
 asan:
 	$(MAKE) O=build-asan/ OPT="-O1 -g -fno-omit-frame-pointer" \

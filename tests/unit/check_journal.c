@@ -1,0 +1,283 @@
+/*
+ * check_journal.c
+ *	  Unit tests of journal.c: layout round trip, alternating header slots
+ *	  and record areas, torn writes, the sector hash.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include "lib/pct_internal.h"
+
+static char *pgdata;
+static char jpath[4096];
+
+static void
+setup(void)
+{
+	char		p[4096];
+
+	pgdata = unit_mkdtemp();
+	snprintf(p, sizeof(p), "%s/pg_cryptokeys", pgdata);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	snprintf(jpath, sizeof(jpath), "%s/pg_cryptokeys/%s", pgdata, PCT_JOURNAL_FILE);
+	unit_capture_log();
+	pct_set_sync(false);
+}
+
+static void
+teardown(void)
+{
+	unit_rmtree(pgdata);
+	free(pgdata);
+}
+
+static pct_journal_info
+sample_info(void)
+{
+	pct_journal_info in;
+
+	memset(&in, 0, sizeof(in));
+	in.op = PCT_OP_ENCRYPT;
+	in.mode = PCT_RESILIENCE_CHECKSUM;
+	in.method = PCT_METHOD_AES192;
+	memset(in.new_id, 0xAB, 32);
+	memset(in.fingerprint, 0x5C, 32);
+	in.total_bytes = 123456789;
+	in.unlogged_base = 1000;
+	in.unlogged_next = 1007;
+	return in;
+}
+
+#define AREA 65536
+
+static void
+record_batch(pct_journal *j, uint32_t file, uint64_t seed, const uint8_t *data,
+			 size_t datalen)
+{
+	pct_jzone	z[2] = {{file, 8192, 0}, {file + 1, 8192, 16384}};
+	uint64_t	h[8];
+	uint8_t    *scratch = malloc(AREA);
+
+	for (int i = 0; i < 8; i++)
+		h[i] = seed + (uint64_t) i;
+	ck_assert_int_eq(pct_journal_begin_batch(j, z, 2, h, 4, data, datalen, scratch), PCT_OK);
+	free(scratch);
+}
+
+START_TEST(round_trip_and_progress)
+{
+	pct_journal_info in = sample_info(),
+				out;
+	pct_journal *j;
+	pct_jbatch	b;
+	bool		exists;
+
+	ck_assert_int_eq(pct_journal_create(pgdata, &in, AREA, 0600, &j), PCT_OK);
+	pct_journal_close(j);
+	ck_assert_int_eq(pct_journal_exists(pgdata, &exists), PCT_OK);
+	ck_assert(exists);
+	ck_assert_int_eq(pct_journal_peek(pgdata, &out), PCT_OK);
+	ck_assert_int_eq(out.op, PCT_OP_ENCRYPT);
+	ck_assert_int_eq(out.method, PCT_METHOD_AES192);
+	ck_assert_mem_eq(out.new_id, in.new_id, 32);
+	ck_assert_mem_eq(out.fingerprint, in.fingerprint, 32);
+	ck_assert_uint_eq(out.unlogged_next, 1007);
+	ck_assert(!out.data_complete);
+
+	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
+	record_batch(j, 3, 100, NULL, 0);
+	pct_journal_close(j);
+	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
+	ck_assert_int_eq(pct_journal_get_batch(j, &b), PCT_OK);
+	ck_assert(b.active);
+	ck_assert_uint_eq(b.nzones, 2);
+	ck_assert_uint_eq(b.zones[1].file, 4);
+	ck_assert_uint_eq(b.zones[1].offset, 16384);
+	ck_assert_uint_eq(b.nsectors, 4);
+	ck_assert_uint_eq(pct_get_u64(b.hashes + 8 * 5), 105);
+	ck_assert_ptr_null(b.olddata);
+	free(b.zones);
+	ck_assert_int_eq(pct_journal_set_progress(j, 9, 8192, 777, true), PCT_OK);
+	pct_journal_close(j);
+	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
+	ck_assert_int_eq(pct_journal_get_batch(j, &b), PCT_OK);
+	ck_assert(!b.active);
+	ck_assert(j->info.data_complete);
+	ck_assert_uint_eq(j->info.done_file, 9);
+	ck_assert_uint_eq(j->info.done_bytes, 777);
+	pct_journal_close(j);
+	ck_assert_int_eq(pct_journal_remove(pgdata), PCT_OK);
+	ck_assert_int_eq(pct_journal_exists(pgdata, &exists), PCT_OK);
+	ck_assert(!exists);
+}
+END_TEST
+
+START_TEST(journal_mode_data)
+{
+	pct_journal_info in = sample_info();
+	pct_journal *j;
+	pct_jbatch	b;
+	uint8_t		data[16384];
+
+	in.mode = PCT_RESILIENCE_JOURNAL;
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t) (i * 7);
+	ck_assert_int_eq(pct_journal_create(pgdata, &in, AREA, 0600, &j), PCT_OK);
+	record_batch(j, 0, 1, data, sizeof(data));
+	pct_journal_close(j);
+	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
+	ck_assert_int_eq(pct_journal_get_batch(j, &b), PCT_OK);
+	ck_assert(b.active);
+	ck_assert_uint_eq(b.datalen, sizeof(data));
+	ck_assert_mem_eq(b.olddata, data, sizeof(data));
+	free(b.zones);
+	pct_journal_close(j);
+}
+END_TEST
+
+static void
+corrupt(off_t off, size_t len)
+{
+	int			fd = open(jpath, O_RDWR);
+	uint8_t		junk[4096];
+
+	memset(junk, 0xEE, sizeof(junk));
+	ck_assert_int_eq(pwrite(fd, junk, len, off), (ssize_t) len);
+	close(fd);
+}
+
+START_TEST(torn_header_falls_back)
+{
+	pct_journal_info in = sample_info();
+	pct_journal *j;
+	pct_jbatch	b;
+	uint64_t	seq;
+
+	ck_assert_int_eq(pct_journal_create(pgdata, &in, AREA, 0600, &j), PCT_OK);
+	record_batch(j, 0, 10, NULL, 0);	/* batch 1 */
+	ck_assert_int_eq(pct_journal_set_progress(j, 2, 0, 16384, false), PCT_OK);
+	record_batch(j, 5, 20, NULL, 0);	/* batch 2, other area */
+	seq = j->seq;
+	pct_journal_close(j);
+	/* tear the newest header: the previous one (progress, no batch) rules */
+	corrupt((off_t) (seq % 2) * 4096 + 100, 10);
+	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
+	ck_assert_uint_eq(j->seq, seq - 1);
+	ck_assert_uint_eq(j->info.done_file, 2);
+	ck_assert_int_eq(pct_journal_get_batch(j, &b), PCT_OK);
+	ck_assert(!b.active);
+	pct_journal_close(j);
+	/* both torn: refused */
+	corrupt((off_t) ((seq - 1) % 2) * 4096 + 100, 10);
+	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_ERR_FORMAT);
+	ck_assert_ptr_nonnull(strstr(unit_last_error(), "no valid header"));
+}
+END_TEST
+
+START_TEST(torn_record_means_not_begun)
+{
+	pct_journal_info in = sample_info();
+	pct_journal *j;
+	pct_jbatch	b;
+	uint64_t	bseq;
+
+	ck_assert_int_eq(pct_journal_create(pgdata, &in, AREA, 0600, &j), PCT_OK);
+	record_batch(j, 0, 10, NULL, 0);
+	record_batch(j, 7, 30, NULL, 0);
+	bseq = j->batch_seq;
+	pct_journal_close(j);
+	/* the record of the newest batch is damaged: it never began */
+	corrupt(2 * 4096 + (off_t) (bseq % 2) * AREA + 40, 8);
+	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
+	ck_assert_int_eq(pct_journal_get_batch(j, &b), PCT_OK);
+	ck_assert(!b.active);
+	pct_journal_close(j);
+}
+END_TEST
+
+START_TEST(previous_area_untouched)
+{
+	pct_journal_info in = sample_info();
+	pct_journal *j;
+	pct_jbatch	b;
+	uint64_t	seq;
+
+	ck_assert_int_eq(pct_journal_create(pgdata, &in, AREA, 0600, &j), PCT_OK);
+	record_batch(j, 1, 10, NULL, 0);	/* batch 1: area 1 */
+	seq = j->seq;
+	/* batch 2 is being written to area 0 when the crash comes: its header
+	 * (the next slot) is torn; batch 1 must still be intact */
+	record_batch(j, 8, 50, NULL, 0);
+	pct_journal_close(j);
+	corrupt((off_t) ((seq + 1) % 2) * 4096, 64);
+	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
+	ck_assert_int_eq(pct_journal_get_batch(j, &b), PCT_OK);
+	ck_assert(b.active);
+	ck_assert_uint_eq(b.zones[0].file, 1);
+	ck_assert_uint_eq(pct_get_u64(b.hashes), 10);
+	free(b.zones);
+	pct_journal_close(j);
+}
+END_TEST
+
+START_TEST(hash_properties)
+{
+	uint8_t		a[4096],
+				c[4096];
+
+	memset(a, 0, sizeof(a));
+	memcpy(c, a, sizeof(a));
+	ck_assert_uint_eq(pct_hash64(a, sizeof(a)), pct_hash64(c, sizeof(c)));
+	/* every single-bit change in a sector changes the hash */
+	for (int bit = 0; bit < 4096 * 8; bit += 97)
+	{
+		c[bit / 8] ^= (uint8_t) (1 << (bit % 8));
+		ck_assert_uint_ne(pct_hash64(a, sizeof(a)), pct_hash64(c, sizeof(c)));
+		c[bit / 8] ^= (uint8_t) (1 << (bit % 8));
+	}
+	/* length matters, and tails shorter than 32 bytes count */
+	ck_assert_uint_ne(pct_hash64(a, 4095), pct_hash64(a, 4096));
+	ck_assert_uint_ne(pct_hash64("abc", 3), pct_hash64("abd", 3));
+}
+END_TEST
+
+START_TEST(space_is_preallocated)
+{
+	pct_journal_info in = sample_info();
+	pct_journal *j;
+	struct stat st;
+
+	ck_assert_int_eq(pct_journal_create(pgdata, &in, AREA, 0640, &j), PCT_OK);
+	pct_journal_close(j);
+	ck_assert_int_eq(stat(jpath, &st), 0);
+	ck_assert_int_eq(st.st_size, 2 * 4096 + 2 * AREA);
+	ck_assert_int_ge((long long) st.st_blocks * 512, 2 * 4096 + 2 * AREA);
+	/* a second create refuses to overwrite */
+	ck_assert_int_eq(pct_journal_create(pgdata, &in, AREA, 0600, &j), PCT_ERR_SYS);
+}
+END_TEST
+
+static Suite *
+journal_suite(void)
+{
+	Suite	   *s = suite_create("journal");
+	TCase	   *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, round_trip_and_progress);
+	tcase_add_test(tc, journal_mode_data);
+	tcase_add_test(tc, torn_header_falls_back);
+	tcase_add_test(tc, torn_record_means_not_begun);
+	tcase_add_test(tc, previous_area_untouched);
+	tcase_add_test(tc, hash_properties);
+	tcase_add_test(tc, space_is_preallocated);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+UNIT_MAIN(journal_suite)
