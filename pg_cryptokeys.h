@@ -504,8 +504,11 @@ typedef enum pct_lock_status
  * durably.  A lock file held by a running process fails with PCT_ERR_BUSY
  * (its PID in *other_pid).  A stale one (its process gone) is taken over
  * when take_stale is true, and *other_pid names the dead process;
- * otherwise PCT_ERR_BUSY.  The holder keeps an open file description lock
- * on the file, so a lock is stale exactly when no process holds that.
+ * otherwise PCT_ERR_STATE.  The holder keeps an open file description
+ * lock on the file; a lock file is stale when no process holds that lock
+ * AND the PID it names is not running (a live PID without the lock may be
+ * a tool that does not take OFD locks: held).  A lock file without a PID
+ * is never taken over.
  */
 pct_rc		pct_lock_acquire(const char *pgdata, bool take_stale,
 							 pct_lock *lock, pid_t *other_pid);

@@ -1,0 +1,708 @@
+
+=pod
+
+=head1 NAME
+
+PctTest - helpers shared by the pgcrypttools TAP tests
+
+=head1 SYNOPSIS
+
+  use PctTest;
+
+  my $node = PctTest::encrypted_node('alter_b128', 'b_aes128');
+  my $v = PctTest::vector('b_aes128');
+  my $before = PctTest::snapshot($node->data_dir);
+  my ($rc, $out, $err) = PctTest::run_cmd(
+	  [ 'pg_alterckey', '-N', $v->{key_command}, PctTest::kek_command($new),
+		'-D', $node->data_dir ]);
+  is(PctTest::snapshot_diff($before, PctTest::snapshot($node->data_dir)),
+	  '', 'nothing changed');
+
+=head1 DESCRIPTION
+
+The vector sets live in $ENV{VECTORS} (tests/vectors; see its README.md).
+An "encrypted" test cluster is a stock PostgreSQL 15 cluster made by
+PostgreSQL::Test::Cluster whose pg_cryptokeys/live/ holds a vector set's key
+files and whose pg_control was converted to version 1400 with the field
+value the set requires; postgresql.conf sets cluster_key_command to a
+command that prints the set's KEK.  A stock server cannot start such a
+cluster (it refuses pg_control 1400 and the unknown setting); the offline
+tools work on it as on a real one.
+
+Test programs (pct_testutil, pg_alterckey, ...) are found in PATH, which the
+Makefile's tap target sets.
+
+=cut
+
+package PctTest;
+
+use strict;
+use warnings;
+
+use Carp;
+use Digest::SHA;
+use Fcntl qw(:mode);
+use File::Copy ();
+use File::Find ();
+use File::Path qw(rmtree);
+use IPC::Run ();
+use JSON::PP ();
+use POSIX ();
+use Time::HiRes ();
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils ();
+
+# ---- vector sets ----
+
+my %vector_cache;
+
+=pod
+
+=over
+
+=item vector(SET)
+
+The decoded vector.json of SET (e.g. "b_aes128", "negative/b_bitflip"),
+with three derived fields: C<generation> (1 or 2), C<control_value> (the
+pg_control field: method 1..3 for generation 2, key length in bits for
+generation 1; negative sets take it from their C<base> set when they do not
+give it) and C<kek_command> (the vector's C<key_command>).
+
+=cut
+
+sub vector
+{
+	my ($set) = @_;
+	return $vector_cache{$set} if $vector_cache{$set};
+
+	my $file = "$ENV{VECTORS}/$set/vector.json";
+	my $v = JSON::PP->new->decode(PostgreSQL::Test::Utils::slurp_file($file));
+	$v->{set} = $set;
+	$v->{generation} =
+		$v->{format} eq 'B' ? 2
+	  : $v->{format} eq 'C1' ? 1
+	  : croak "$file: unknown format \"$v->{format}\"";
+	my $field = $v->{generation} == 2 ? 'control_method' : 'file_encryption_keylen';
+	my $value = $v->{$field};
+	$value = vector($v->{base})->{control_value}
+	  if !defined $value && defined $v->{base};
+	croak "$file: no $field and no base set" unless defined $value;
+	$v->{control_value} = $value;
+	$v->{kek_command} = $v->{key_command};
+	return $vector_cache{$set} = $v;
+}
+
+# The sets in $ENV{VECTORS}: directories holding vector.json.
+sub _sets
+{
+	my ($sub) = @_;
+	my $dir = $ENV{VECTORS} . ($sub ? "/$sub" : '');
+	opendir(my $dh, $dir) or croak "could not open \"$dir\": $!";
+	my @sets = sort grep { !/^\./ && -f "$dir/$_/vector.json" } readdir $dh;
+	closedir $dh;
+	return map { $sub ? "$sub/$_" : $_ } @sets;
+}
+
+=pod
+
+=item good_sets(), negative_sets()
+
+The names of the sets that must unwrap (top level, C<expect> "ok") and of
+those that must fail (C<negative/*>, C<expect> "fail").  Dies when a set's
+C<expect> disagrees with where it is, or when there are none.
+
+=cut
+
+sub good_sets
+{
+	my @sets = _sets('');
+	croak "no vector sets in $ENV{VECTORS}" unless @sets;
+	for (@sets)
+	{
+		croak "vector $_ expects " . vector($_)->{expect}
+		  if vector($_)->{expect} ne 'ok';
+	}
+	return @sets;
+}
+
+sub negative_sets
+{
+	my @sets = _sets('negative');
+	croak "no negative vector sets in $ENV{VECTORS}/negative" unless @sets;
+	for (@sets)
+	{
+		croak "vector $_ expects " . vector($_)->{expect}
+		  if vector($_)->{expect} ne 'fail';
+	}
+	return @sets;
+}
+
+=pod
+
+=item kek_command(HEX)
+
+A cluster key command that prints the KEK HEX: C<echo HEX>.
+
+=item test_kek(LABEL)
+
+A KEK (64 hex digits) made from LABEL; different labels give different keys.
+
+=cut
+
+sub kek_command { return "echo $_[0]"; }
+
+sub test_kek { return Digest::SHA::sha256_hex("pgcrypttools test kek: $_[0]"); }
+
+# ---- running programs ----
+
+=pod
+
+=item run_cmd(CMD, [env => {NAME => VALUE, NAME => undef}, timeout => SECS])
+
+Run CMD (an array ref) with stdin from /dev/null and wait.  Returns (exit
+status, stdout, stderr); the status is 128+N when the program was killed by
+signal N, -1 when it could not be started.  C<env> sets (or, with undef,
+removes) environment variables for this run only.
+
+=cut
+
+sub run_cmd
+{
+	my ($cmd, %opt) = @_;
+	my ($out, $err) = ('', '');
+	local %ENV = %ENV;
+	_apply_env($opt{env});
+	my $timeout = $opt{timeout} // $PostgreSQL::Test::Utils::timeout_default;
+	my $ok = eval {
+		IPC::Run::run($cmd, '<', \undef, '>', \$out, '2>', \$err,
+			IPC::Run::timeout($timeout));
+		1;
+	};
+	return (-1, $out, "$err$@") unless $ok;
+	return (exit_status($?), $out, $err);
+}
+
+sub _apply_env
+{
+	my ($env) = @_;
+	return unless $env;
+	while (my ($k, $v) = each %$env)
+	{
+		if (defined $v) { $ENV{$k} = $v; }
+		else { delete $ENV{$k}; }
+	}
+}
+
+=pod
+
+=item exit_status(WAIT_STATUS)
+
+The exit status of a wait status ($?): 128+N when killed by signal N.
+
+=cut
+
+sub exit_status
+{
+	my ($st) = @_;
+	return ($st & 127) ? 128 + ($st & 127) : $st >> 8;
+}
+
+=pod
+
+=item start_cmd(CMD, [env => {...}])
+
+Start CMD in the background (stdin /dev/null).  Returns a handle for
+finish_cmd() and the process's PID (from IPC::Run).
+
+=item finish_cmd(HANDLE)
+
+Wait for it; returns (exit status, stdout, stderr) like run_cmd().
+
+=cut
+
+sub start_cmd
+{
+	my ($cmd, %opt) = @_;
+	my $h = { out => '', err => '' };
+	local %ENV = %ENV;
+	_apply_env($opt{env});
+	$h->{run} = IPC::Run::start($cmd, '<', \undef, '>', \$h->{out},
+		'2>', \$h->{err},
+		IPC::Run::timeout($opt{timeout}
+			  // $PostgreSQL::Test::Utils::timeout_default));
+	return ($h, $h->{run}{KIDS}[0]{PID});
+}
+
+sub finish_cmd
+{
+	my ($h) = @_;
+	$h->{run}->finish;
+	return (exit_status($h->{run}->full_result(0)), $h->{out}, $h->{err});
+}
+
+=pod
+
+=item dead_pid()
+
+The PID of a process that has exited and been reaped.
+
+=cut
+
+sub dead_pid
+{
+	my $pid = fork();
+	croak "fork failed: $!" unless defined $pid;
+	POSIX::_exit(0) if $pid == 0;
+	waitpid($pid, 0) == $pid or croak "waitpid failed: $!";
+	croak "process $pid still exists" if kill(0, $pid);
+	return $pid;
+}
+
+# ---- clusters ----
+
+=pod
+
+=item keydir(PGDATA), live_dir(PGDATA)
+
+$PGDATA/pg_cryptokeys and its live/ sub-directory.
+
+=cut
+
+sub keydir { return "$_[0]/pg_cryptokeys"; }
+sub live_dir { return "$_[0]/pg_cryptokeys/live"; }
+
+=pod
+
+=item install_keys(PGDATA, SET)
+
+Replace PGDATA/pg_cryptokeys by SET's (only live/), directories mode 0700
+and files 0600.
+
+=cut
+
+sub install_keys
+{
+	my ($pgdata, $set) = @_;
+	my $from = "$ENV{VECTORS}/$set/pg_cryptokeys/live";
+	my $kd = keydir($pgdata);
+	rmtree($kd);
+	croak "could not remove \"$kd\"" if -e $kd;
+	for my $d ($kd, "$kd/live")
+	{
+		mkdir($d, 0700) or croak "could not create \"$d\": $!";
+		chmod(0700, $d) or croak "chmod \"$d\": $!";
+	}
+	opendir(my $dh, $from) or croak "could not open \"$from\": $!";
+	for my $f (sort grep { -f "$from/$_" } readdir $dh)
+	{
+		File::Copy::copy("$from/$f", "$kd/live/$f")
+		  or croak "could not copy \"$from/$f\": $!";
+		chmod(0600, "$kd/live/$f") or croak "chmod \"$kd/live/$f\": $!";
+	}
+	closedir $dh;
+	return;
+}
+
+=pod
+
+=item testutil(ARGS...)
+
+Run pct_testutil ARGS; dies unless it exits 0; returns its stdout.
+
+=item control_show(PGDATA)
+
+pg_control as a hash: version, encryption, state, checksums.
+
+=item control_1400(PGDATA, VALUE), control_1300(PGDATA)
+
+Convert pg_control (see pct_testutil).
+
+=cut
+
+sub testutil
+{
+	my @args = @_;
+	my ($rc, $out, $err) = run_cmd([ 'pct_testutil', @args ]);
+	croak "pct_testutil @args failed (exit $rc): $err" if $rc != 0;
+	return $out;
+}
+
+sub control_show
+{
+	my ($pgdata) = @_;
+	my %c = testutil('control-show', $pgdata) =~ /^(\w+) (\d+)$/mg;
+	return \%c;
+}
+
+sub control_1400 { testutil('control-1400', $_[0], $_[1]); return; }
+sub control_1300 { testutil('control-1300', $_[0]); return; }
+
+=pod
+
+=item unwrap(DIR, KEKHEX)
+
+Unwrap the keys of a key sub-directory with pct_testutil.  Returns a hash
+ref (generation, keylen, key0, key1) on success, undef otherwise; in list
+context also (exit status, stderr).
+
+=cut
+
+sub unwrap
+{
+	my ($dir, $kek) = @_;
+	my ($rc, $out, $err) = run_cmd([ 'pct_testutil', 'unwrap', $dir, $kek ]);
+	my $r;
+	if ($rc == 0)
+	{
+		my %h = $out =~ /^(generation|keylen) (\d+)$/mg;
+		my %k = $out =~ /^key (\d) ([0-9a-f]+)$/mg;
+		$r = { %h, key0 => $k{0}, key1 => $k{1} };
+	}
+	return wantarray ? ($r, $rc, $err) : $r;
+}
+
+=pod
+
+=item vector_keys(SET)
+
+The data keys of SET as unwrap() returns them.
+
+=cut
+
+sub vector_keys
+{
+	my ($set) = @_;
+	my $v = vector($set);
+	my %k = map { ("key$_->{id}" => $_->{dek_hex}) } @{ $v->{keys} };
+	return {
+		generation => $v->{generation},
+		keylen => length($k{key0}) / 2,
+		%k
+	};
+}
+
+=pod
+
+=item set_key_command(PGDATA, COMMAND)
+
+Remove every cluster_key_command line of postgresql.conf and append
+C<cluster_key_command = 'COMMAND'>.
+
+=cut
+
+sub set_key_command
+{
+	my ($pgdata, $cmd) = @_;
+	my $conf = "$pgdata/postgresql.conf";
+	my $text = PostgreSQL::Test::Utils::slurp_file($conf);
+	$text =~ s/^\s*cluster_key_command\s*=.*\n//mg;
+	(my $q = $cmd) =~ s/'/''/g;
+	$text .= "cluster_key_command = '$q'\n";
+	open(my $fh, '>', $conf) or croak "could not write \"$conf\": $!";
+	print $fh $text or croak "could not write \"$conf\": $!";
+	close $fh or croak "could not write \"$conf\": $!";
+	return;
+}
+
+=pod
+
+=item load_vector(PGDATA, SET)
+
+Make the stopped test cluster at PGDATA an encrypted cluster of SET: its
+keys (install_keys), pg_control at 1400 with the set's field value
+(converted back to 1300 first when needed), and its key command in
+postgresql.conf.
+
+=item encrypted_node(NAME, SET)
+
+A new PostgreSQL::Test::Cluster NAME, initialised (not started) and made an
+encrypted cluster of SET by load_vector().
+
+=cut
+
+sub load_vector
+{
+	my ($pgdata, $set) = @_;
+	my $v = vector($set);
+	install_keys($pgdata, $set);
+	control_1300($pgdata) if control_show($pgdata)->{version} == 1400;
+	control_1400($pgdata, $v->{control_value});
+	set_key_command($pgdata, $v->{kek_command});
+	return $v;
+}
+
+sub encrypted_node
+{
+	my ($name, $set) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	load_vector($node->data_dir, $set);
+	return $node;
+}
+
+# ---- key files ----
+
+=pod
+
+=item slurp_bytes(PATH)
+
+The contents of a file (binary).
+
+=item gen1_counter(PATH), gen1_padding(PATH)
+
+The counter (bytes 8..15, u64 LE) and the padding (bytes 68..71, as hex) of
+a generation 1 key file.
+
+=cut
+
+sub slurp_bytes
+{
+	my ($path) = @_;
+	open(my $fh, '<:raw', $path) or croak "could not open \"$path\": $!";
+	local $/;
+	my $b = <$fh>;
+	close $fh;
+	return $b // '';
+}
+
+sub gen1_counter
+{
+	my $b = slurp_bytes($_[0]);
+	croak "$_[0]: shorter than 72 bytes" if length($b) < 72;
+	return unpack('Q<', substr($b, 8, 8));
+}
+
+sub gen1_padding
+{
+	my $b = slurp_bytes($_[0]);
+	croak "$_[0]: shorter than 72 bytes" if length($b) < 72;
+	return unpack('H*', substr($b, 68, 4));
+}
+
+# ---- snapshots ----
+
+=pod
+
+=item snapshot(ROOT, [mtime => 'files'|'all'|'none', ctime => 1, hash_max => BYTES, only => [REL...]])
+
+A hash ref describing every file under ROOT (symlinks not followed):
+relative path => "type mode size sha256" for files, "link -> target" for
+symlinks, "dir mode" for directories; with C<mtime> 'files' (the default)
+the modification time (ns) of files and symlinks is included, with 'all'
+also that of directories (ROOT itself included, as ".").  C<ctime> adds
+every entry's inode change time, which no write, chmod, chown or rename can
+leave as it was; with it, C<hash_max> skips hashing files larger than that
+(the change time covers them).  C<only> limits the snapshot to those paths
+relative to ROOT (missing ones are recorded as missing).
+
+=cut
+
+sub snapshot
+{
+	my ($root, %opt) = @_;
+	my $mtime = $opt{mtime} // 'files';
+	croak "bad mtime option \"$mtime\"" unless $mtime =~ /^(files|all|none)$/;
+	croak "hash_max needs ctime" if defined $opt{hash_max} && !$opt{ctime};
+	my %snap;
+	my $describe = sub {
+		my ($path, $rel) = @_;
+		my @st = Time::HiRes::lstat($path);
+		if (!@st)
+		{
+			$snap{$rel} = 'missing';
+			return;
+		}
+		my $mode = sprintf('%04o', S_IMODE($st[2]));
+		my $d;
+		my $with_mtime = $mtime eq 'all';
+		if (S_ISLNK($st[2]))
+		{
+			$d = 'link -> ' . readlink($path);
+			$with_mtime ||= $mtime eq 'files';
+		}
+		elsif (S_ISDIR($st[2]))
+		{
+			$d = "dir $mode";
+		}
+		elsif (S_ISREG($st[2]))
+		{
+			my $hash = 'unhashed';
+			if (!defined $opt{hash_max} || $st[7] <= $opt{hash_max})
+			{
+				$hash = Digest::SHA->new(256)->addfile($path, 'b')->hexdigest;
+			}
+			$d = "file $mode $st[7] $hash";
+			$with_mtime ||= $mtime eq 'files';
+		}
+		else
+		{
+			$d = sprintf('other %o', $st[2]);
+		}
+		$d .= sprintf(' mtime %.9f', $st[9]) if $with_mtime;
+		$d .= sprintf(' ctime %.9f', $st[10]) if $opt{ctime};
+		$snap{$rel} = $d;
+	};
+	my @roots = $opt{only} ? @{ $opt{only} } : ('.');
+	for my $r (@roots)
+	{
+		my $start = $r eq '.' ? $root : "$root/$r";
+		if (!-e $start && !-l $start)
+		{
+			$snap{$r} = 'missing';
+			next;
+		}
+		File::Find::find(
+			{
+				no_chdir => 1,
+				wanted => sub {
+					my $rel = $File::Find::name;
+					$rel =~ s/^\Q$root\E\/?//;
+					$rel = '.' if $rel eq '';
+					$describe->($File::Find::name, $rel);
+				},
+			},
+			$start);
+	}
+	return \%snap;
+}
+
+=pod
+
+=item snapshot_diff(A, B)
+
+The differences between two snapshots, one line each ("+ path: ...",
+"- path: ...", "~ path: ... => ..."), joined by newlines; '' when equal.
+
+=cut
+
+sub snapshot_diff
+{
+	my ($a, $b) = @_;
+	my @d;
+	my %all = map { $_ => 1 } keys %$a, keys %$b;
+	for my $p (sort keys %all)
+	{
+		if (!exists $b->{$p}) { push @d, "- $p: $a->{$p}"; }
+		elsif (!exists $a->{$p}) { push @d, "+ $p: $b->{$p}"; }
+		elsif ($a->{$p} ne $b->{$p}) { push @d, "~ $p: $a->{$p} => $b->{$p}"; }
+	}
+	return join("\n", @d);
+}
+
+=pod
+
+=item cluster_snapshot(PGDATA, [mtime => ...])
+
+snapshot() of what the key tools may change: pg_cryptokeys (whole tree),
+global/pg_control, postgresql.conf and postgresql.auto.conf.
+
+=cut
+
+sub cluster_snapshot
+{
+	my ($pgdata, %opt) = @_;
+	return snapshot($pgdata, %opt,
+		only => [
+			'pg_cryptokeys', 'global/pg_control',
+			'postgresql.conf', 'postgresql.auto.conf'
+		]);
+}
+
+=pod
+
+=item keydir_entries(PGDATA)
+
+The sorted names in PGDATA/pg_cryptokeys, joined by spaces.
+
+=cut
+
+sub keydir_entries
+{
+	my ($pgdata) = @_;
+	my $kd = keydir($pgdata);
+	opendir(my $dh, $kd) or return "(cannot open $kd: $!)";
+	my @e = sort grep { $_ ne '.' && $_ ne '..' } readdir $dh;
+	closedir $dh;
+	return join(' ', @e);
+}
+
+=pod
+
+=item hold_lock(PGDATA)
+
+Start a process that creates pg_cryptokeys/pg_alterckey.pid holding its own
+PID and keeps an open file description (OFD) write lock on it, as a running
+pg_alterckey does.  Returns (handle, pid); release_lock(handle) ends it
+(the file stays).
+
+=cut
+
+sub hold_lock
+{
+	my ($pgdata) = @_;
+	my $file = keydir($pgdata) . '/pg_alterckey.pid';
+	# struct flock on Linux x86_64/aarch64: short l_type, short l_whence,
+	# (pad), off_t l_start, off_t l_len, pid_t l_pid, (pad).  F_OFD_SETLK 37,
+	# F_WRLCK 1.
+	my $script = q{
+		use Fcntl;
+		open(my $fh, '+>', $ARGV[0]) or die "open: $!";
+		chmod(0600, $ARGV[0]);
+		my $fl = pack('s s x4 q q l x4', 1, 0, 0, 0, 0);
+		fcntl($fh, 37, $fl) or die "F_OFD_SETLK: $!";
+		syswrite($fh, "$$\n") or die "write: $!";
+		print STDOUT "locked\n";
+		close STDOUT;
+		sleep 600;
+	};
+	my $out = '';
+	my $h = IPC::Run::start([ $^X, '-e', $script, $file ],
+		'<', \undef, '>', \$out, '2>', \my $err);
+	my $pid = $h->{KIDS}[0]{PID};
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while ($out !~ /locked/)
+	{
+		croak "lock holder failed: " . ($err // '') unless $h->pumpable;
+		croak "lock holder timed out" if time > $deadline;
+		$h->pump_nb;
+		Time::HiRes::sleep(0.01);
+	}
+	return ($h, $pid);
+}
+
+=pod
+
+=item write_lock_file(PGDATA, PID)
+
+Write PID and a newline to pg_cryptokeys/pg_alterckey.pid (mode 0600), as a
+pg_alterckey that was killed leaves it; no lock is held on it.
+
+=cut
+
+sub write_lock_file
+{
+	my ($pgdata, $pid) = @_;
+	my $file = keydir($pgdata) . '/pg_alterckey.pid';
+	open(my $fh, '>', $file) or croak "could not write \"$file\": $!";
+	print $fh "$pid\n";
+	close $fh or croak "could not write \"$file\": $!";
+	chmod(0600, $file) or croak "chmod \"$file\": $!";
+	return;
+}
+
+sub release_lock
+{
+	my ($h) = @_;
+	$h->kill_kill;
+	$h->finish;
+	return;
+}
+
+=pod
+
+=back
+
+=cut
+
+1;
