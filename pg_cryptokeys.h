@@ -319,8 +319,9 @@ pct_rc		pct_read_file(const char *path, void *buf, size_t maxlen,
  * is written to stderr ("fault step N: name").  PCT_STEP_DELAY_MS=M
  * sleeps M ms after each step, so that kill -9 tests can land between
  * steps.  PCT_BATCH_KB=K makes the bulk engine's batches K KiB (more
- * durable steps on small test clusters).  Test hooks only; documented as
- * such.  Returns the step number.
+ * durable steps on small test clusters); PCT_TEST_FREE_BYTES=N makes
+ * pg_encrypt_cluster see N bytes free for its journal.  Test hooks only;
+ * documented as such.  Returns the step number.
  */
 int			pct_durable_step(const char *name);
 /* Exit status of a process stopped by the fault-injection hook. */
