@@ -15,23 +15,31 @@
 # programs on PATH.
 #
 #	1. Check free space (about 3 times the cluster), make the work directory.
-#	2. initdb -k (data checksums on), pgbench -i -s $BENCH_SCALE, CHECKPOINT,
-#	   stop.
+#	2. initdb (data checksums off: see below), pgbench -i -s $BENCH_SCALE,
+#	   CHECKPOINT, stop.
 #	3. For each tool, on the same data directory in this order: sync, read
 #	   every file of the data directory (page cache warm for every tool
 #	   alike: dropping caches needs root), then time the tool with
 #	   /usr/bin/time (wall seconds, peak RSS):
 #	   a. cp -a DATADIR to a sibling directory (removed afterwards)
-#	   b. pg_checksums --enable (after an untimed pg_checksums --disable;
-#	      it leaves checksums on, as initdb -k did)
+#	   b. pg_checksums --enable: it rewrites every page and leaves data
+#	      checksums on, so (c) starts from a cluster with checksums on, as
+#	      after initdb -k
 #	   c. pg_encrypt_cluster -c CMD, defaults, durable (no -N)
 #	   d. pg_encrypt_cluster --decrypt
 #	4. pg_checksums --check of the decrypted cluster (untimed sanity check).
 #	5. Print the table and the ratios; remove the work directory.
 #
+# Why initdb without -k: pg_checksums --disable changes only pg_control
+# and leaves every page's checksum in place, and pg_checksums --enable
+# (PostgreSQL 14 and later) does not write a page whose checksum is already
+# right, so on an initdb -k cluster "--disable, then --enable" writes no
+# block at all and would time a read-only scan.
+#
 # MB is 2^20 bytes.  Bytes rewritten: cp -a, every regular file;
-# pg_checksums, the relation files in base/, global/ and pg_tblspc/;
-# pg_encrypt_cluster, the relation and WAL bytes of its plan (-n).
+# pg_checksums, its "Blocks written" times the block size;
+# pg_encrypt_cluster, the relation and WAL pages it reports rewritten times
+# the block and WAL block sizes (its -n plan is shown too).
 set -eu
 
 prog=bench.sh
@@ -200,20 +208,28 @@ EOF
 	echo "  $t_secs s, peak RSS $t_rss_mb MB"
 }
 
-# pg_encrypt_cluster -n ...: relation + WAL bytes of its plan.
-plan_bytes()
+# pg_encrypt_cluster -n ARGS...: show the plan (untimed).
+show_plan()
 {
+	echo "  \$ pg_encrypt_cluster -n $*    (plan, untimed)"
 	out=$(pg_encrypt_cluster -n "$@") || fail "pg_encrypt_cluster -n $* failed"
-	echo "$out" | sed 's/^/    | /' >&2
-	echo "$out" | sed -n 's/.* relation files (\([0-9]*\) MB) and [0-9]* WAL files (\([0-9]*\) MB).*/\1 \2/p' |
-		awk 'NF == 2 { printf "%.0f\n", ($1 + $2) * 1048576; ok = 1 } END { if (!ok) exit 1 }' ||
-		fail "could not read the plan of pg_encrypt_cluster -n $*"
+	echo "$out" | sed 's/^/    | /'
+}
+
+# Bytes pg_encrypt_cluster rewrote, from "N relation pages and M WAL pages
+# rewritten" in its output LOG.
+pages_bytes()
+{
+	sed -n 's/^\([0-9][0-9]*\) relation pages and \([0-9][0-9]*\) WAL pages rewritten.*/\1 \2/p' "$1" |
+		awk -v b="$blcksz" -v w="$walblcksz" \
+			'NF == 2 { printf "%.0f\n", $1 * b + $2 * w; ok = 1 } END { if (!ok) exit 1 }' ||
+		fail "could not read the pages rewritten from \"$1\""
 }
 
 # ---- 2. the cluster ----
 echo "== bench: pgbench scale $scale in $work (socket $sockdir, port $port)"
-echo "== build the cluster (initdb -k, pgbench -i -s $scale, CHECKPOINT)"
-initdb -k -A trust -U postgres --no-instructions -D "$pgdata" >"$work/initdb.log" 2>&1 ||
+echo "== build the cluster (initdb without -k, pgbench -i -s $scale, CHECKPOINT)"
+initdb -A trust -U postgres --no-instructions -D "$pgdata" >"$work/initdb.log" 2>&1 ||
 	{ cat "$work/initdb.log" >&2; fail "initdb failed"; }
 cat >>"$pgdata/postgresql.conf" <<EOF
 
@@ -236,10 +252,15 @@ total_bytes=$(bytes_of "$pgdata")
 rel_bytes=$(relation_bytes)
 wal_bytes=$(bytes_of "$pgdata/pg_wal")
 echo "data directory: $(mb "$total_bytes") MB in all, relation files $(mb "$rel_bytes") MB, pg_wal $(mb "$wal_bytes") MB"
-echo "data checksums: version $(checksums_state)"
+echo "data checksums: version $(checksums_state) (0: off)"
+blcksz=$(pg_controldata "$pgdata" | sed -n 's/^Database block size: *//p')
+walblcksz=$(pg_controldata "$pgdata" | sed -n 's/^WAL block size: *//p')
+case "$blcksz$walblcksz" in
+	'' | *[!0-9]*) fail "could not read the block sizes from pg_controldata" ;;
+esac
 
 avail_mb=$(df -Pk "$benchdir" | awk 'NR == 2 { print int($4 / 1024) }')
-need_mb=$((total_bytes / 1048576 * 2 + 100))
+need_mb=$((total_bytes * 2 / 1048576 + 100))
 [ "$avail_mb" -ge "$need_mb" ] ||
 	fail "not enough free space left in \"$benchdir\" for the copy: $avail_mb MB free, need about $need_mb MB"
 
@@ -262,13 +283,17 @@ rm -rf "$copy"
 
 # ---- 3b. pg_checksums --enable ----
 echo ""
-echo "== b. pg_checksums --enable (after an untimed pg_checksums --disable)"
-out=$(pg_checksums --disable -D "$pgdata") || fail "pg_checksums --disable failed"
-echo "$out" | sed 's/^/    | /'
-[ "$(checksums_state)" = 0 ] || fail "pg_checksums --disable left data checksums on"
+echo "== b. pg_checksums --enable"
+[ "$(checksums_state)" = 0 ] || fail "data checksums are on before pg_checksums --enable"
 prepare
 timed pg_checksums pg_checksums --enable -D "$pgdata"
-ck_secs=$t_secs ck_rss=$t_rss_mb ck_bytes=$rel_bytes
+ck_secs=$t_secs ck_rss=$t_rss_mb
+ck_blocks=$(sed -n 's/^Blocks written: *\([0-9][0-9]*\)$/\1/p' "$work/pg_checksums.log")
+[ -n "$ck_blocks" ] || fail "could not read \"Blocks written\" from pg_checksums --enable"
+ck_scanned=$(sed -n 's/^Blocks scanned: *\([0-9][0-9]*\)$/\1/p' "$work/pg_checksums.log")
+[ "$ck_blocks" -gt 0 ] && [ "$ck_blocks" = "$ck_scanned" ] ||
+	echo "  note: pg_checksums wrote $ck_blocks of the $ck_scanned blocks it scanned"
+ck_bytes=$((ck_blocks * blcksz))
 [ "$(checksums_state)" = 1 ] || fail "data checksums are not on after pg_checksums --enable"
 
 # ---- 3c. pg_encrypt_cluster ----
@@ -276,19 +301,21 @@ echo ""
 echo "== c. pg_encrypt_cluster (defaults, durable)"
 (umask 077 && openssl rand -hex 32 >"$work/kek") || fail "openssl rand failed"
 cmd="\"$kekcmd_prog\" \"$work/kek\""
-enc_bytes=$(plan_bytes -D "$pgdata" -c "$cmd")
+show_plan -D "$pgdata" -c "$cmd"
 prepare
 timed pg_encrypt_cluster pg_encrypt_cluster -D "$pgdata" -c "$cmd"
 enc_secs=$t_secs enc_rss=$t_rss_mb
+enc_bytes=$(pages_bytes "$work/pg_encrypt_cluster.log")
 pg_verify_cryptokeys -q -D "$pgdata" || fail "pg_verify_cryptokeys failed after encryption"
 
 # ---- 3d. pg_encrypt_cluster --decrypt ----
 echo ""
 echo "== d. pg_encrypt_cluster --decrypt"
-dec_bytes=$(plan_bytes --decrypt -D "$pgdata")
+show_plan --decrypt -D "$pgdata"
 prepare
 timed decrypt pg_encrypt_cluster --decrypt -D "$pgdata"
 dec_secs=$t_secs dec_rss=$t_rss_mb
+dec_bytes=$(pages_bytes "$work/decrypt.log")
 
 # ---- 4. sanity ----
 echo ""

@@ -23,6 +23,8 @@ packages="
 	postgresql-server-dev-15
 	libipc-run-perl
 	libio-pty-perl
+	openssl
+	time
 "
 
 missing=

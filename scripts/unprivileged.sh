@@ -11,7 +11,7 @@
 #      $PCT_CHECK_DIR/TARGET/src owned by that user, so that it never needs
 #      to read a root-only path; ../shared beside the tree is copied along;
 #   4. run `make TARGET` there as that user with a clean environment (CI,
-#      TERM, PROVE_FLAGS, PROVE_TESTS, PG_CONFIG, CC, BENCH_SCALE and PCT_*
+#      TERM, PROVE_FLAGS, PROVE_TESTS, PG_CONFIG, CC, BENCH_SCALE, BENCH_DIR and PCT_*
 #      pass);
 #   5. exit with make's status; on failure say where the logs are and show
 #      the end of the regress log of every failed TAP test.
@@ -79,7 +79,7 @@ chown -R "$user:" "$work" || exit 1
 set -- HOME="$home" USER="$user" LOGNAME="$user" LANG=C.UTF-8 \
 	PATH=/usr/local/bin:/usr/bin:/bin
 for v in $(env | sed -n 's/^\(PCT_[A-Za-z0-9_]*\)=.*/\1/p') \
-	CI TERM PROVE_FLAGS PROVE_TESTS PG_CONFIG CC BENCH_SCALE; do
+	CI TERM PROVE_FLAGS PROVE_TESTS PG_CONFIG CC BENCH_SCALE BENCH_DIR; do
 	eval "isset=\${$v+x}"
 	[ -n "$isset" ] || continue
 	eval "set -- \"\$@\" \"$v=\${$v}\""

@@ -27,7 +27,7 @@ use File::Spec;
 use IPC::Run ();
 use Test::More;
 
-my @TOOLS = qw(pg_alterckey pg_verify_cryptokeys);
+my @TOOLS = qw(pg_alterckey pg_encrypt_cluster pg_verify_cryptokeys);
 my $TOP = $ENV{TOP} // File::Spec->curdir;
 
 # ---- running programs ----
