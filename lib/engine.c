@@ -50,6 +50,8 @@
 #define BATCH_CHECKSUM	(32 * 1024 * 1024)
 #define BATCH_JOURNAL	(16 * 1024 * 1024)
 #define MAX_ZONES		4096
+#define MAX_THREADS		64		/* -j limit, and the most threads of a phase */
+#define IO_THREADS		16		/* threads of the write and sync phases */
 #define SECTOR			PCT_SECTOR_SIZE
 #define PAGE			8192
 
@@ -133,13 +135,17 @@ thread_main(void *p)
 	return NULL;
 }
 
-/* Run fn over items 0..nitems-1 on the workers. */
+/*
+ * Run fn over items 0..nitems-1 on nthreads threads.  The first
+ * e->nworkers threads get a worker (cipher contexts); I/O-only phases may
+ * use more threads, which get none.
+ */
 static pct_rc
-run_parallel(engine *e, uint32_t nitems, work_fn fn)
+run_threads(engine *e, int nthreads, uint32_t nitems, work_fn fn)
 {
-	pthread_t	tids[64];
-	thread_arg	args[64];
-	int			n = e->nworkers < (int) nitems ? e->nworkers : (int) nitems;
+	pthread_t	tids[MAX_THREADS];
+	thread_arg	args[MAX_THREADS];
+	int			n = nthreads < (int) nitems ? nthreads : (int) nitems;
 	int			started = 0;
 
 	atomic_store(&e->next, 0);
@@ -152,7 +158,7 @@ run_parallel(engine *e, uint32_t nitems, work_fn fn)
 	}
 	for (int t = 0; t < n; t++)
 	{
-		args[t] = (thread_arg) {e, &e->workers[t], nitems, fn};
+		args[t] = (thread_arg) {e, t < e->nworkers ? &e->workers[t] : NULL, nitems, fn};
 		if (pthread_create(&tids[t], NULL, thread_main, &args[t]) != 0)
 			break;
 		started++;
@@ -166,6 +172,13 @@ run_parallel(engine *e, uint32_t nitems, work_fn fn)
 	for (int t = 0; t < started; t++)
 		pthread_join(tids[t], NULL);
 	return e->err;
+}
+
+/* Transforming phases: one thread per worker. */
+static pct_rc
+run_parallel(engine *e, uint32_t nitems, work_fn fn)
+{
+	return run_threads(e, e->nworkers, nitems, fn);
 }
 
 /* ---- page transforms ---- */
@@ -453,15 +466,27 @@ write_zone(engine *e, worker *w, uint32_t i)
 						e->fm->files[z->file].path);
 	if (rc != PCT_OK)
 		set_error(e, rc);
+	/* start writeback now; durability comes from the sync phase's fsync */
+	else if (pct_sync_enabled())
+		(void) sync_file_range(e->fds[i], (off_t) z->offset, z->len,
+							   SYNC_FILE_RANGE_WRITE);
 }
 
+/*
+ * Make a zone's data durable.  Zones are in file order, so only the last
+ * zone of each file syncs it (one flush per file and batch, not per zone);
+ * every zone closes its own descriptor.
+ */
 static void
 sync_zone(engine *e, worker *w, uint32_t i)
 {
+	bool		last_of_file = i + 1 == e->nzones ||
+		e->zones[i + 1].file != e->zones[i].file;
+
 	(void) w;
 	if (e->fds[i] < 0)
 		return;
-	if (pct_sync_enabled() && fdatasync(e->fds[i]) != 0)
+	if (last_of_file && pct_sync_enabled() && fdatasync(e->fds[i]) != 0)
 		set_error(e, pct_syserr("could not fsync file \"%s\"",
 								e->fm->files[e->zones[i].file].path));
 	close(e->fds[i]);
@@ -657,7 +682,7 @@ make_workers(engine *e)
 {
 	const pct_engine_opts *o = e->o;
 
-	e->nworkers = o->jobs < 1 ? 1 : o->jobs > 64 ? 64 : o->jobs;
+	e->nworkers = o->jobs < 1 ? 1 : o->jobs > MAX_THREADS ? MAX_THREADS : o->jobs;
 	e->workers = calloc((size_t) e->nworkers, sizeof(worker));
 	if (e->workers == NULL)
 		return pct_fail(PCT_ERR_NOMEM, NULL, NULL, "out of memory");
@@ -734,6 +759,13 @@ identities(const pct_engine_opts *o, uint8_t old_id[32], uint8_t new_id[32])
 			new_id[i] = a[i] ^ (uint8_t) (b[i] * 3 + 1);
 	}
 }
+
+static double now(void);
+
+/* Time spent per phase, printed at the end with PCT_PROFILE set (a
+ * development aid, like the test hooks). */
+static double prof[5];
+static const char *const prof_names[5] = {"read+transform", "journal", "write", "sync", "other"};
 
 static double
 now(void)
@@ -889,17 +921,24 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 		pct_progress p;
 		size_t		bytes = batch_bytes(&e);
 
+		double		t1 = now(), t2;
+
 		if ((rc = run_parallel(&e, e.nzones, read_zone)) != PCT_OK)
 			break;
+		t2 = now(); prof[0] += t2 - t1; t1 = t2;
 		e.j->info.done_file = e.zones[0].file;
 		e.j->info.done_offset = e.zones[0].offset;
 		if ((rc = pct_journal_begin_batch(e.j, e.zones, e.nzones, e.hashes,
 										  (uint32_t) (bytes / SECTOR), e.old,
 										  e.old ? bytes : 0, e.scratch)) != PCT_OK)
 			break;
-		if ((rc = run_parallel(&e, e.nzones, write_zone)) != PCT_OK ||
-			(rc = run_parallel(&e, e.nzones, sync_zone)) != PCT_OK)
+		t2 = now(); prof[1] += t2 - t1; t1 = t2;
+		if ((rc = run_threads(&e, IO_THREADS, e.nzones, write_zone)) != PCT_OK)
 			break;
+		t2 = now(); prof[2] += t2 - t1; t1 = t2;
+		if ((rc = run_threads(&e, IO_THREADS, e.nzones, sync_zone)) != PCT_OK)
+			break;
+		t2 = now(); prof[3] += t2 - t1; t1 = t2;
 		pct_durable_step("batch data written");
 		e.j->info.done_bytes += bytes;
 		p.done_bytes = e.j->info.done_bytes;
@@ -917,6 +956,9 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 		}
 	}
 	close_fds(&e);
+	if (getenv("PCT_PROFILE"))
+		for (int i = 0; i < 4; i++)
+			fprintf(stderr, "profile: %s %.3f s\n", prof_names[i], prof[i]);
 	/* 5 */
 	if (rc == PCT_OK && !e.j->info.data_complete)
 		rc = pct_journal_set_progress(e.j, fm->nfiles, 0, e.j->info.done_bytes, true);
