@@ -25,12 +25,18 @@
  *	4. Loop over batches of hotzones (at most 1 MiB of one file each):
  *	   a. read and transform in memory, hashing every sector before and
  *	      after (workers in parallel);
- *	   b. record the batch in the journal and make it durable;
- *	   c. write every hotzone in place (workers);
- *	   d. make the data durable (fdatasync of each file, workers);
- *	   e. report progress; the next batch's journal header records that
- *	      this one is done.  A stop request takes effect here.
- *	5. Record in the journal that all data is durable.
+ *	   b. wait until the batch before the previous one is durable (its
+ *	      journal area is about to be reused), then record this batch in
+ *	      the journal, the previous one still marked unfinished, and make
+ *	      the record durable;
+ *	   c. write every hotzone in place (I/O threads), starting writeback;
+ *	   d. hand the batch to the syncer thread (fdatasync of each file),
+ *	      which runs while the next batch is read, transformed and written;
+ *	   e. report progress.  A stop request takes effect here.
+ *	   So at most two batches are unfinished at any time, and the journal
+ *	   names both; resume finishes (or rolls back) both.
+ *	5. Wait for the last sync; record in the journal that all data is
+ *	   durable.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +44,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,8 +54,11 @@
 #include "pct_internal.h"
 
 #define HOTZONE_MAX		(1024 * 1024)
-#define BATCH_CHECKSUM	(32 * 1024 * 1024)
-#define BATCH_JOURNAL	(16 * 1024 * 1024)
+/* Two batches are in memory at a time (one transformed while the other is
+ * written): 2 x 24 MiB, or in journal mode 2 x (12 + 12) MiB with the old
+ * data copies, so the peak stays well under 64 MB. */
+#define BATCH_CHECKSUM	(24 * 1024 * 1024)
+#define BATCH_JOURNAL	(12 * 1024 * 1024)
 #define MAX_ZONES		4096
 #define MAX_THREADS		64		/* -j limit, and the most threads of a phase */
 #define IO_THREADS		16		/* threads of the write and sync phases */
@@ -70,6 +80,21 @@ typedef struct worker
 			   *out_wal;
 } worker;
 
+/* One batch of hotzones on its way through the phases. */
+typedef struct batch
+{
+	uint8_t    *buf;			/* its data (one of the two buffer sets) */
+	uint8_t    *old;			/* journal mode: copy of the old data */
+	uint64_t   *hashes;			/* old, new per sector */
+	pct_jzone  *zones;
+	size_t	   *zoff;			/* offset of each zone in the data buffer */
+	int		   *fds;
+	uint32_t	nzones;
+	size_t		bytes;
+	uint64_t	end_file,		/* the position after the batch */
+				end_offset;
+} batch;
+
 typedef struct engine
 {
 	const char *pgdata;
@@ -79,19 +104,16 @@ typedef struct engine
 	uint64_t   *file_lsn;		/* plan: fake LSN per file, 0 for none */
 	pct_journal *j;
 	size_t		batch_max;
-	uint8_t    *buf;			/* batch data */
-	uint8_t    *old;			/* journal mode: copy of old data */
+	uint8_t    *bufs[2];		/* two buffer sets: data, */
+	uint8_t    *olds[2];		/* old data (journal mode), */
+	uint64_t   *hashsets[2];	/* sector hashes */
 	uint8_t    *scratch;		/* journal record */
-	pct_jzone  *zones;
-	size_t	   *zoff;			/* offset of each zone in buf */
-	int		   *fds;
-	uint64_t   *hashes;			/* old, new per sector */
-	uint32_t	nzones;
+	batch		batches[3];		/* syncing, being written, being transformed */
+	uint32_t	max_zones;		/* per batch, within the open-file limit */
 	bool		skip_rel,
 				skip_wal;
 	int			nworkers;
 	worker	   *workers;
-	atomic_uint next;
 	atomic_ullong pages,
 				wal_pages,
 				lsns,
@@ -101,7 +123,7 @@ typedef struct engine
 	pct_rc		err;
 } engine;
 
-typedef void (*work_fn) (engine *e, worker *w, uint32_t item);
+typedef void (*work_fn) (engine *e, batch *b, worker *w, uint32_t item);
 
 static void
 set_error(engine *e, pct_rc rc)
@@ -112,60 +134,62 @@ set_error(engine *e, pct_rc rc)
 	pthread_mutex_unlock(&e->err_lock);
 }
 
-typedef struct thread_arg
+/* A group of threads working through the items of one phase. */
+typedef struct group
 {
 	engine	   *e;
-	worker	   *w;
-	uint32_t	nitems;
+	batch	   *b;
 	work_fn		fn;
+	uint32_t	nitems;
+	atomic_uint next;
+} group;
+
+typedef struct thread_arg
+{
+	group	   *g;
+	worker	   *w;
 } thread_arg;
 
 static void *
 thread_main(void *p)
 {
 	thread_arg *a = p;
+	group	   *g = a->g;
 	uint32_t	i;
 
-	while ((i = atomic_fetch_add(&a->e->next, 1)) < a->nitems)
+	while ((i = atomic_fetch_add(&g->next, 1)) < g->nitems)
 	{
-		if (a->e->err != PCT_OK)
+		if (g->e->err != PCT_OK)
 			break;
-		a->fn(a->e, a->w, i);
+		g->fn(g->e, g->b, a->w, i);
 	}
 	return NULL;
 }
 
 /*
- * Run fn over items 0..nitems-1 on nthreads threads.  The first
- * e->nworkers threads get a worker (cipher contexts); I/O-only phases may
- * use more threads, which get none.
+ * Run fn over the zones of b on nthreads threads.  The first e->nworkers
+ * threads get a worker (cipher contexts); I/O-only phases may use more
+ * threads, which get none.
  */
 static pct_rc
-run_threads(engine *e, int nthreads, uint32_t nitems, work_fn fn)
+run_threads(engine *e, batch *b, int nthreads, work_fn fn)
 {
 	pthread_t	tids[MAX_THREADS];
 	thread_arg	args[MAX_THREADS];
-	int			n = nthreads < (int) nitems ? nthreads : (int) nitems;
+	group		g = {e, b, fn, b->nzones, 0};
+	int			n = nthreads < (int) b->nzones ? nthreads : (int) b->nzones;
 	int			started = 0;
 
-	atomic_store(&e->next, 0);
-	if (n <= 1)
+	for (int t = 0; n > 1 && t < n; t++)
 	{
-		thread_arg	a = {e, &e->workers[0], nitems, fn};
-
-		thread_main(&a);
-		return e->err;
-	}
-	for (int t = 0; t < n; t++)
-	{
-		args[t] = (thread_arg) {e, t < e->nworkers ? &e->workers[t] : NULL, nitems, fn};
+		args[t] = (thread_arg) {&g, t < e->nworkers ? &e->workers[t] : NULL};
 		if (pthread_create(&tids[t], NULL, thread_main, &args[t]) != 0)
 			break;
 		started++;
 	}
 	if (started == 0)
 	{
-		thread_arg	a = {e, &e->workers[0], nitems, fn};
+		thread_arg	a = {&g, &e->workers[0]};
 
 		thread_main(&a);
 	}
@@ -176,9 +200,9 @@ run_threads(engine *e, int nthreads, uint32_t nitems, work_fn fn)
 
 /* Transforming phases: one thread per worker. */
 static pct_rc
-run_parallel(engine *e, uint32_t nitems, work_fn fn)
+run_parallel(engine *e, batch *b, work_fn fn)
 {
-	return run_threads(e, e->nworkers, nitems, fn);
+	return run_threads(e, b, e->nworkers, fn);
 }
 
 /* ---- page transforms ---- */
@@ -293,9 +317,9 @@ has_nonnew_page(engine *e, const pct_file *f, bool *found)
 	{
 		size_t		len = f->size - off > e->batch_max ? e->batch_max : f->size - off;
 
-		rc = pct_pread_all(fd, e->buf, len, (off_t) off, f->path);
+		rc = pct_pread_all(fd, e->bufs[0], len, (off_t) off, f->path);
 		for (size_t p = 0; rc == PCT_OK && p < len && !*found; p += PAGE)
-			*found = !pct_page_is_new(e->buf + p);
+			*found = !pct_page_is_new(e->bufs[0] + p);
 		off += len;
 	}
 	close(fd);
@@ -389,10 +413,10 @@ fingerprint(const engine *e, uint8_t out[32])
 static uint32_t
 area_size(pct_resilience mode)
 {
-	size_t		batch = mode == PCT_RESILIENCE_JOURNAL ? BATCH_JOURNAL : BATCH_CHECKSUM;
+	size_t		most = mode == PCT_RESILIENCE_JOURNAL ? BATCH_JOURNAL : BATCH_CHECKSUM;
 
-	return pct_journal_record_size(MAX_ZONES, (uint32_t) (batch / SECTOR),
-								   mode == PCT_RESILIENCE_JOURNAL ? batch : 0);
+	return pct_journal_record_size(MAX_ZONES, (uint32_t) (most / SECTOR),
+								   mode == PCT_RESILIENCE_JOURNAL ? most : 0);
 }
 
 uint64_t
@@ -431,15 +455,15 @@ open_checked(const pct_file *f, int *fdp)
 }
 
 static void
-read_zone(engine *e, worker *w, uint32_t i)
+read_zone(engine *e, batch *b, worker *w, uint32_t i)
 {
-	const pct_jzone *z = &e->zones[i];
-	uint8_t    *data = e->buf + e->zoff[i];
-	uint64_t   *h = e->hashes + 2 * (e->zoff[i] / SECTOR);
+	const pct_jzone *z = &b->zones[i];
+	uint8_t    *data = b->buf + b->zoff[i];
+	uint64_t   *h = b->hashes + 2 * (b->zoff[i] / SECTOR);
 	pct_rc		rc;
 
-	if ((rc = open_checked(&e->fm->files[z->file], &e->fds[i])) != PCT_OK ||
-		(rc = pct_pread_all(e->fds[i], data, z->len, (off_t) z->offset,
+	if ((rc = open_checked(&e->fm->files[z->file], &b->fds[i])) != PCT_OK ||
+		(rc = pct_pread_all(b->fds[i], data, z->len, (off_t) z->offset,
 							e->fm->files[z->file].path)) != PCT_OK)
 	{
 		set_error(e, rc);
@@ -447,8 +471,8 @@ read_zone(engine *e, worker *w, uint32_t i)
 	}
 	for (uint32_t s = 0; s < z->len / SECTOR; s++)
 		h[2 * s] = pct_hash64(data + (size_t) s * SECTOR, SECTOR);
-	if (e->old)
-		memcpy(e->old + e->zoff[i], data, z->len);
+	if (b->old)
+		memcpy(b->old + b->zoff[i], data, z->len);
 	for (uint32_t p = 0; p < z->len; p += PAGE)
 		transform_page(e, w, z->file, data + p, z->offset + p, false);
 	for (uint32_t s = 0; s < z->len / SECTOR; s++)
@@ -456,19 +480,19 @@ read_zone(engine *e, worker *w, uint32_t i)
 }
 
 static void
-write_zone(engine *e, worker *w, uint32_t i)
+write_zone(engine *e, batch *b, worker *w, uint32_t i)
 {
-	const pct_jzone *z = &e->zones[i];
+	const pct_jzone *z = &b->zones[i];
 	pct_rc		rc;
 
 	(void) w;
-	rc = pct_pwrite_all(e->fds[i], e->buf + e->zoff[i], z->len, (off_t) z->offset,
+	rc = pct_pwrite_all(b->fds[i], b->buf + b->zoff[i], z->len, (off_t) z->offset,
 						e->fm->files[z->file].path);
 	if (rc != PCT_OK)
 		set_error(e, rc);
 	/* start writeback now; durability comes from the sync phase's fsync */
 	else if (pct_sync_enabled())
-		(void) sync_file_range(e->fds[i], (off_t) z->offset, z->len,
+		(void) sync_file_range(b->fds[i], (off_t) z->offset, z->len,
 							   SYNC_FILE_RANGE_WRITE);
 }
 
@@ -478,40 +502,44 @@ write_zone(engine *e, worker *w, uint32_t i)
  * every zone closes its own descriptor.
  */
 static void
-sync_zone(engine *e, worker *w, uint32_t i)
+sync_zone(engine *e, batch *b, worker *w, uint32_t i)
 {
-	bool		last_of_file = i + 1 == e->nzones ||
-		e->zones[i + 1].file != e->zones[i].file;
+	bool		last_of_file = i + 1 == b->nzones ||
+		b->zones[i + 1].file != b->zones[i].file;
 
 	(void) w;
-	if (e->fds[i] < 0)
+	if (b->fds[i] < 0)
 		return;
-	if (last_of_file && pct_sync_enabled() && fdatasync(e->fds[i]) != 0)
+	if (last_of_file && pct_sync_enabled() && fdatasync(b->fds[i]) != 0)
 		set_error(e, pct_syserr("could not fsync file \"%s\"",
-								e->fm->files[e->zones[i].file].path));
-	close(e->fds[i]);
-	e->fds[i] = -1;
+								e->fm->files[b->zones[i].file].path));
+	close(b->fds[i]);
+	b->fds[i] = -1;
 }
 
 static void
-close_fds(engine *e)
+close_fds(batch *b)
 {
-	for (uint32_t i = 0; i < e->nzones; i++)
-		if (e->fds[i] >= 0)
+	for (uint32_t i = 0; i < b->nzones; i++)
+		if (b->fds[i] >= 0)
 		{
-			close(e->fds[i]);
-			e->fds[i] = -1;
+			close(b->fds[i]);
+			b->fds[i] = -1;
 		}
 }
 
-/* Fill the batch from position (*file, *offset); false when nothing left. */
+/* Fill b from position (*file, *offset), using buffer set `set`; false
+ * when nothing is left. */
 static bool
-plan_batch(engine *e, uint64_t *file, uint64_t *offset)
+plan_batch(engine *e, batch *b, int set, uint64_t *file, uint64_t *offset)
 {
 	size_t		used = 0;
 
-	e->nzones = 0;
-	while (*file < e->fm->nfiles && e->nzones < MAX_ZONES && used < e->batch_max)
+	b->buf = e->bufs[set];
+	b->old = e->olds[set];
+	b->hashes = e->hashsets[set];
+	b->nzones = 0;
+	while (*file < e->fm->nfiles && b->nzones < e->max_zones && used < e->batch_max)
 	{
 		const pct_file *f = &e->fm->files[*file];
 		uint64_t	len;
@@ -529,20 +557,57 @@ plan_batch(engine *e, uint64_t *file, uint64_t *offset)
 			len = (e->batch_max - used) / PAGE * PAGE;
 		if (len == 0)
 			break;
-		e->zones[e->nzones] = (pct_jzone) {(uint32_t) *file, (uint32_t) len, *offset};
-		e->zoff[e->nzones] = used;
-		e->fds[e->nzones] = -1;
-		e->nzones++;
+		b->zones[b->nzones] = (pct_jzone) {(uint32_t) *file, (uint32_t) len, *offset};
+		b->zoff[b->nzones] = used;
+		b->fds[b->nzones] = -1;
+		b->nzones++;
 		used += len;
 		*offset += len;
 	}
-	return e->nzones > 0;
+	b->bytes = used;
+	b->end_file = *file;
+	b->end_offset = *offset;
+	return b->nzones > 0;
 }
 
-static size_t
-batch_bytes(const engine *e)
+/* ---- the syncer: makes one batch durable in the background ---- */
+
+typedef struct syncer
 {
-	return e->nzones ? e->zoff[e->nzones - 1] + e->zones[e->nzones - 1].len : 0;
+	engine	   *e;
+	batch	   *b;
+	pthread_t	tid;
+	bool		running;
+} syncer;
+
+static void *
+syncer_main(void *p)
+{
+	syncer	   *s = p;
+
+	run_threads(s->e, s->b, IO_THREADS, sync_zone);
+	return NULL;
+}
+
+static void
+syncer_start(syncer *s, engine *e, batch *b)
+{
+	s->e = e;
+	s->b = b;
+	s->running = pthread_create(&s->tid, NULL, syncer_main, s) == 0;
+	if (!s->running)
+		run_threads(e, b, IO_THREADS, sync_zone);
+}
+
+/* Wait for the batch being synced; true when there was one. */
+static bool
+syncer_wait(syncer *s)
+{
+	if (!s->running)
+		return false;
+	pthread_join(s->tid, NULL);
+	s->running = false;
+	return true;
 }
 
 /* ---- resume ---- */
@@ -612,15 +677,17 @@ recover_page(engine *e, worker *w, const pct_jzone *z, uint8_t *page,
 	return PCT_OK;
 }
 
+/* Finish (checksum mode) or roll back (journal mode) one batch. */
 static pct_rc
-resume_batch(engine *e, const pct_jbatch *b, uint64_t *file, uint64_t *offset)
+resume_batch(engine *e, const pct_jbatch *b)
 {
 	size_t		dataoff = 0;
 	uint64_t	s = 0;
 	pct_rc		rc = PCT_OK;
 
 	pct_report(PCT_LOG_INFO, NULL, NULL,
-			   "resuming: finishing an interrupted batch of %u hotzones", b->nzones);
+			   "resuming: %s an interrupted batch of %u hotzones",
+			   b->olddata ? "rolling back" : "finishing", b->nzones);
 	for (uint32_t i = 0; i < b->nzones && rc == PCT_OK; i++)
 	{
 		const pct_jzone *z = &b->zones[i];
@@ -628,29 +695,27 @@ resume_batch(engine *e, const pct_jbatch *b, uint64_t *file, uint64_t *offset)
 		int			fd;
 
 		if (z->file >= e->fm->nfiles ||
-			z->offset + z->len > e->fm->files[z->file].size || z->len % PAGE)
+			z->offset + z->len > e->fm->files[z->file].size || z->len % PAGE ||
+			z->len > e->batch_max)
 			return pct_fail(PCT_ERR_FORMAT, NULL, NULL,
 							"journal names a hotzone outside the files");
 		f = &e->fm->files[z->file];
 		if ((rc = open_checked(f, &fd)) != PCT_OK)
 			return rc;
 		if (b->olddata)
-		{
-			/* journal mode: roll back; the loop redoes the batch */
 			rc = pct_pwrite_all(fd, b->olddata + dataoff, z->len,
 								(off_t) z->offset, f->path);
-		}
-		else if ((rc = pct_pread_all(fd, e->buf, z->len, (off_t) z->offset,
+		else if ((rc = pct_pread_all(fd, e->bufs[0], z->len, (off_t) z->offset,
 									 f->path)) == PCT_OK)
 		{
 			for (uint32_t p = 0; p < z->len && rc == PCT_OK; p += PAGE)
 			{
 				bool		dirty;
 
-				rc = recover_page(e, &e->workers[0], z, e->buf + p, z->offset + p,
+				rc = recover_page(e, &e->workers[0], z, e->bufs[0] + p, z->offset + p,
 								  b->hashes, s + p / SECTOR, &dirty);
 				if (rc == PCT_OK && dirty)
-					rc = pct_pwrite_all(fd, e->buf + p, PAGE,
+					rc = pct_pwrite_all(fd, e->bufs[0] + p, PAGE,
 										(off_t) (z->offset + p), f->path);
 			}
 		}
@@ -660,19 +725,51 @@ resume_batch(engine *e, const pct_jbatch *b, uint64_t *file, uint64_t *offset)
 		dataoff += z->len;
 		s += z->len / SECTOR;
 	}
+	return rc;
+}
+
+/*
+ * Step 3: the journal names up to two unfinished batches.  Checksum mode
+ * finishes both and continues after the newer; journal mode restores both
+ * and continues at the start of the older, redoing them.
+ */
+static pct_rc
+resume_batches(engine *e, uint64_t *file, uint64_t *offset)
+{
+	pct_jbatch	b[2];
+	int			n;
+	bool		rolled_back = false;
+	pct_rc		rc = pct_journal_get_batches(e->j, b, &n);
+
 	if (rc != PCT_OK)
 		return rc;
-	if (b->olddata == NULL && b->nzones > 0)
+	for (int i = 0; i < n && rc == PCT_OK; i++)
 	{
-		const pct_jzone *last = &b->zones[b->nzones - 1];
+		rc = resume_batch(e, &b[i]);
+		if (b[i].olddata)
+			rolled_back = true;
+		else if (rc == PCT_OK)
+		{
+			const pct_jzone *last = &b[i].zones[b[i].nzones - 1];
 
-		*file = last->file;
-		*offset = last->offset + last->len;
-		e->j->info.done_bytes += dataoff;
+			/* the journal's done position is the older batch's start */
+			*file = last->file;
+			*offset = last->offset + last->len;
+			e->j->info.done_bytes += b[i].datalen ? b[i].datalen :
+				(uint64_t) b[i].nsectors * SECTOR;
+		}
 	}
-	rc = pct_journal_set_progress(e->j, *file, *offset, e->j->info.done_bytes,
-								  false);
-	return rc;
+	for (int i = 0; i < n; i++)
+		free(b[i].zones);
+	if (rc != PCT_OK || n == 0)
+		return rc;
+	if (rolled_back)
+	{
+		*file = e->j->info.done_file;
+		*offset = e->j->info.done_offset;
+	}
+	return pct_journal_set_progress(e->j, *file, *offset, e->j->info.done_bytes,
+									false);
 }
 
 /* ---- setup ---- */
@@ -719,13 +816,19 @@ free_engine(engine *e)
 	free(e->workers);
 	pct_journal_close(e->j);
 	free(e->file_lsn);
-	free(e->buf);
-	free(e->old);
+	for (int i = 0; i < 2; i++)
+	{
+		free(e->bufs[i]);
+		free(e->olds[i]);
+		free(e->hashsets[i]);
+	}
 	free(e->scratch);
-	free(e->zones);
-	free(e->zoff);
-	free(e->fds);
-	free(e->hashes);
+	for (int i = 0; i < 3; i++)
+	{
+		free(e->batches[i].zones);
+		free(e->batches[i].zoff);
+		free(e->batches[i].fds);
+	}
 	pthread_mutex_destroy(&e->err_lock);
 }
 
@@ -765,7 +868,7 @@ static double now(void);
 /* Time spent per phase, printed at the end with PCT_PROFILE set (a
  * development aid, like the test hooks). */
 static double prof[5];
-static const char *const prof_names[5] = {"read+transform", "journal", "write", "sync", "other"};
+static const char *const prof_names[5] = {"wait for transform", "journal", "write", "wait for sync", "other"};
 
 static double
 now(void)
@@ -776,6 +879,78 @@ now(void)
 	return (double) ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/*
+ * Each zone of the three batches in flight keeps a file open: raise the
+ * soft open-file limit to the hard one, and keep the zones within it.
+ */
+static uint32_t
+zones_within_file_limit(void)
+{
+	struct rlimit rl;
+	rlim_t		avail;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 64;
+	if (rl.rlim_cur < rl.rlim_max)
+	{
+		rlim_t		want = rl.rlim_max == RLIM_INFINITY ? 65536 : rl.rlim_max;
+
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			(void) getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	avail = rl.rlim_cur == RLIM_INFINITY ? 65536 : rl.rlim_cur;
+	avail = avail > 64 + 3 * 16 ? (avail - 64) / 3 : 16;
+	return avail < MAX_ZONES ? (uint32_t) avail : MAX_ZONES;
+}
+
+/* ---- the transformer: reads and transforms the next batch ---- */
+
+typedef struct transformer
+{
+	engine	   *e;
+	batch	   *b;
+	pthread_t	tid;
+	bool		running;
+} transformer;
+
+static void *
+transformer_main(void *p)
+{
+	transformer *t = p;
+
+	run_parallel(t->e, t->b, read_zone);
+	return NULL;
+}
+
+static void
+transformer_start(transformer *t, engine *e, batch *b)
+{
+	t->e = e;
+	t->b = b;
+	t->running = pthread_create(&t->tid, NULL, transformer_main, t) == 0;
+	if (!t->running)
+		run_parallel(e, b, read_zone);
+}
+
+static void
+transformer_wait(transformer *t)
+{
+	if (t->running)
+		pthread_join(t->tid, NULL);
+	t->running = false;
+}
+
+static void
+store_counters(engine *e)
+{
+	e->j->counters[0] = atomic_load(&e->pages);
+	e->j->counters[1] = atomic_load(&e->wal_pages);
+	e->j->counters[2] = atomic_load(&e->lsns);
+	e->j->counters[3] = atomic_load(&e->csfail);
+	e->j->counters[4] = atomic_load(&e->torn);
+}
+
 pct_rc
 pct_engine_run(const char *pgdata, const pct_control *ctl,
 			   const pct_filemap *fm, const pct_engine_opts *o,
@@ -783,6 +958,8 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 {
 	engine		e;
 	pct_journal_info info;
+	syncer		sy = {0};
+	transformer tf = {0};
 	bool		exists;
 	uint64_t	file = 0,
 				offset = 0,
@@ -811,21 +988,30 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 			e.batch_max = (size_t) atol(kb) * 1024 / PAGE * PAGE;
 	}
 	e.file_lsn = calloc(fm->nfiles ? fm->nfiles : 1, sizeof(uint64_t));
-	e.buf = malloc(e.batch_max);
-	e.old = o->mode == PCT_RESILIENCE_JOURNAL ? malloc(e.batch_max) : NULL;
 	e.scratch = malloc(area_size(o->mode));
-	e.zones = calloc(MAX_ZONES, sizeof(pct_jzone));
-	e.zoff = calloc(MAX_ZONES, sizeof(size_t));
-	e.fds = calloc(MAX_ZONES, sizeof(int));
-	e.hashes = calloc(2 * (e.batch_max / SECTOR), sizeof(uint64_t));
-	if (!e.file_lsn || !e.buf || (o->mode == PCT_RESILIENCE_JOURNAL && !e.old) ||
-		!e.scratch || !e.zones || !e.zoff || !e.fds || !e.hashes)
+	bool		nomem = !e.file_lsn || !e.scratch;
+
+	for (int i = 0; i < 2; i++)
+	{
+		e.bufs[i] = malloc(e.batch_max);
+		e.olds[i] = o->mode == PCT_RESILIENCE_JOURNAL ? malloc(e.batch_max) : NULL;
+		e.hashsets[i] = calloc(2 * (e.batch_max / SECTOR), sizeof(uint64_t));
+		nomem |= !e.bufs[i] || !e.hashsets[i] ||
+			(o->mode == PCT_RESILIENCE_JOURNAL && !e.olds[i]);
+	}
+	for (int i = 0; i < 3; i++)
+	{
+		e.batches[i].zones = calloc(MAX_ZONES, sizeof(pct_jzone));
+		e.batches[i].zoff = calloc(MAX_ZONES, sizeof(size_t));
+		e.batches[i].fds = calloc(MAX_ZONES, sizeof(int));
+		nomem |= !e.batches[i].zones || !e.batches[i].zoff || !e.batches[i].fds;
+	}
+	if (nomem)
 	{
 		free_engine(&e);
 		return pct_fail(PCT_ERR_NOMEM, NULL, NULL, "out of memory");
 	}
-	for (int i = 0; i < MAX_ZONES; i++)
-		e.fds[i] = -1;
+	e.max_zones = zones_within_file_limit();
 	if ((rc = make_workers(&e)) != PCT_OK)
 		goto done;
 
@@ -844,8 +1030,6 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 		goto done;
 	if (exists)
 	{
-		pct_jbatch	b;
-
 		if ((rc = pct_journal_open(pgdata, &e.j)) != PCT_OK)
 			goto done;
 		if (e.j->info.op != info.op || e.j->info.mode != info.mode ||
@@ -876,19 +1060,17 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 						  pct_op_str(o->op));
 			goto done;
 		}
+		atomic_store(&e.pages, e.j->counters[0]);
+		atomic_store(&e.wal_pages, e.j->counters[1]);
+		atomic_store(&e.lsns, e.j->counters[2]);
+		atomic_store(&e.csfail, e.j->counters[3]);
+		atomic_store(&e.torn, e.j->counters[4]);
 		file = e.j->info.done_file;
 		offset = e.j->info.done_offset;
-		if (!e.j->info.data_complete && !o->prepare_only)
-		{
-			/* 3: finish or roll back an unfinished batch */
-			if ((rc = pct_journal_get_batch(e.j, &b)) != PCT_OK)
-				goto done;
-			if (b.active)
-				rc = resume_batch(&e, &b, &file, &offset);
-			free(b.zones);
-			if (rc != PCT_OK)
-				goto done;
-		}
+		/* 3: finish or roll back unfinished batches */
+		if (!e.j->info.data_complete && !o->prepare_only &&
+			(rc = resume_batches(&e, &file, &offset)) != PCT_OK)
+			goto done;
 	}
 	else
 	{
@@ -908,67 +1090,129 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 									 &e.j)) != PCT_OK)
 			goto done;
 	}
-
 	if (o->prepare_only)
 	{
 		res->unlogged_next = e.j->info.unlogged_next;
 		goto done;
 	}
 
-	/* 4: the batches */
-	while (!e.j->info.data_complete && plan_batch(&e, &file, &offset))
+	/*
+	 * 4: the batches.  Batch n is recorded and written while batch n + 1
+	 * is transformed (transformer) and batch n - 1 is synced (syncer);
+	 * batch n uses slot n % 3 and buffer set n % 2.
+	 */
 	{
-		pct_progress p;
-		size_t		bytes = batch_bytes(&e);
+		uint64_t	n = 0;
+		bool		more = !e.j->info.data_complete &&
+			plan_batch(&e, &e.batches[0], 0, &file, &offset);
 
-		double		t1 = now(), t2;
-
-		if ((rc = run_parallel(&e, e.nzones, read_zone)) != PCT_OK)
-			break;
-		t2 = now(); prof[0] += t2 - t1; t1 = t2;
-		e.j->info.done_file = e.zones[0].file;
-		e.j->info.done_offset = e.zones[0].offset;
-		if ((rc = pct_journal_begin_batch(e.j, e.zones, e.nzones, e.hashes,
-										  (uint32_t) (bytes / SECTOR), e.old,
-										  e.old ? bytes : 0, e.scratch)) != PCT_OK)
-			break;
-		t2 = now(); prof[1] += t2 - t1; t1 = t2;
-		if ((rc = run_threads(&e, IO_THREADS, e.nzones, write_zone)) != PCT_OK)
-			break;
-		t2 = now(); prof[2] += t2 - t1; t1 = t2;
-		if ((rc = run_threads(&e, IO_THREADS, e.nzones, sync_zone)) != PCT_OK)
-			break;
-		t2 = now(); prof[3] += t2 - t1; t1 = t2;
-		pct_durable_step("batch data written");
-		e.j->info.done_bytes += bytes;
-		p.done_bytes = e.j->info.done_bytes;
-		p.total_bytes = e.j->info.total_bytes;
-		p.elapsed = now() - t0;
-		if (o->progress && !o->progress(o->progress_arg, &p))
+		if (more && (rc = run_parallel(&e, &e.batches[0], read_zone)) != PCT_OK)
+			more = false;
+		while (more)
 		{
-			rc = pct_journal_set_progress(e.j, file, offset, e.j->info.done_bytes,
-										  false);
-			if (rc == PCT_OK)
-				rc = pct_fail(PCT_ERR_STOPPED, NULL,
-							  "Run the same command again to continue.",
-							  "%s stopped at a safe point", pct_op_str(o->op));
-			break;
+			batch	   *b = &e.batches[n % 3];
+			batch	   *prev = &e.batches[(n + 2) % 3];
+			batch	   *next = &e.batches[(n + 1) % 3];
+			bool		prev_syncing = sy.running,
+						has_next;
+			pct_progress p;
+			double		t1 = now(),
+						t2;
+
+			/* a: transform the next batch meanwhile */
+			has_next = plan_batch(&e, next, (int) ((n + 1) % 2), &file, &offset);
+			if (has_next)
+				transformer_start(&tf, &e, next);
+
+			/* b: the syncing batch stays unfinished in the journal */
+			e.j->info.done_file = prev_syncing ? prev->zones[0].file : b->zones[0].file;
+			e.j->info.done_offset = prev_syncing ? prev->zones[0].offset : b->zones[0].offset;
+			store_counters(&e);
+			if ((rc = pct_journal_begin_batch(e.j, prev_syncing, b->zones, b->nzones,
+											  b->hashes, (uint32_t) (b->bytes / SECTOR),
+											  b->old, b->old ? b->bytes : 0,
+											  e.scratch)) != PCT_OK)
+				break;
+			t2 = now();
+			prof[1] += t2 - t1;
+			t1 = t2;
+
+			/* c */
+			if ((rc = run_threads(&e, b, IO_THREADS, write_zone)) != PCT_OK)
+				break;
+			t2 = now();
+			prof[2] += t2 - t1;
+			t1 = t2;
+
+			/* d: batch n - 1 must be durable before batch n syncs, and
+			 * before batch n + 1 is recorded over its journal area */
+			if (syncer_wait(&sy))
+			{
+				if ((rc = e.err) != PCT_OK)
+					break;
+				e.j->info.done_bytes += prev->bytes;
+				pct_durable_step("batch data durable");
+			}
+			t2 = now();
+			prof[3] += t2 - t1;
+			t1 = t2;
+			syncer_start(&sy, &e, b);
+			transformer_wait(&tf);
+			prof[0] += now() - t1;
+			if ((rc = e.err) != PCT_OK)
+				break;
+
+			/* e */
+			p.done_bytes = e.j->info.done_bytes;
+			p.total_bytes = e.j->info.total_bytes;
+			p.elapsed = now() - t0;
+			if (o->progress && !o->progress(o->progress_arg, &p))
+			{
+				/* stop after batch n; the transformed next one is dropped */
+				if (syncer_wait(&sy) && (rc = e.err) == PCT_OK)
+				{
+					e.j->info.done_bytes += b->bytes;
+					store_counters(&e);
+					rc = pct_journal_set_progress(e.j, b->end_file, b->end_offset,
+												  e.j->info.done_bytes, false);
+				}
+				if (rc == PCT_OK)
+					rc = pct_fail(PCT_ERR_STOPPED, NULL,
+								  "Run the same command again to continue.",
+								  "%s stopped at a safe point", pct_op_str(o->op));
+				break;
+			}
+			more = has_next;
+			if (more)
+				n++;
+		}
+		/* 5: the last batch's sync, then the journal says all is done */
+		transformer_wait(&tf);
+		if (syncer_wait(&sy) && rc == PCT_OK && (rc = e.err) == PCT_OK)
+		{
+			e.j->info.done_bytes += e.batches[n % 3].bytes;
+			pct_durable_step("batch data durable");
 		}
 	}
-	close_fds(&e);
+	if (rc == PCT_OK)
+		rc = e.err;
+	for (int i = 0; i < 3; i++)
+		close_fds(&e.batches[i]);
 	if (getenv("PCT_PROFILE"))
 		for (int i = 0; i < 4; i++)
 			fprintf(stderr, "profile: %s %.3f s\n", prof_names[i], prof[i]);
-	/* 5 */
 	if (rc == PCT_OK && !e.j->info.data_complete)
+	{
+		store_counters(&e);
 		rc = pct_journal_set_progress(e.j, fm->nfiles, 0, e.j->info.done_bytes, true);
+	}
 	if (rc == PCT_OK)
 	{
-		res->pages_rewritten = atomic_load(&e.pages);
-		res->wal_pages_rewritten = atomic_load(&e.wal_pages);
-		res->lsns_replaced = atomic_load(&e.lsns);
-		res->checksum_failures = atomic_load(&e.csfail);
-		res->torn_sectors = atomic_load(&e.torn);
+		res->pages_rewritten = e.j->counters[0];
+		res->wal_pages_rewritten = e.j->counters[1];
+		res->lsns_replaced = e.j->counters[2];
+		res->checksum_failures = e.j->counters[3];
+		res->torn_sectors = e.j->counters[4];
 		res->unlogged_next = e.j->info.unlogged_next;
 	}
 done:

@@ -13,9 +13,14 @@
  * Header number h is written to slot h % 2 and batch number b to area
  * b % 2, so a torn write can only damage the slot or area being written,
  * never the newest valid one.  A reader takes the valid header (magic,
- * version, hash) with the highest number; the batch record it names must
- * match the hash the header holds, or the batch never began: its data is
- * written only after header and record are durable.
+ * version, hash) with the highest number.  It names up to two unfinished
+ * batches, b and b - 1 (the engine writes batch b while b - 1 is still
+ * being synced); batch b + 1 is recorded, over b - 1's area, only once
+ * b - 1 is durable.  The newest record must match the hash the header
+ * holds, or that batch never began: its data is written only after header
+ * and record are durable.  The older one was durable before the newer was
+ * recorded, so a mismatch there is damage.  The header also keeps the
+ * operation's running counts, so that a resumed run reports them all.
  *
  * The file is preallocated at creation (posix_fallocate) so that running
  * out of space cannot interrupt an operation half way.
@@ -58,8 +63,13 @@
 #define H_BATCH_LEN		188		/* u32 record length */
 #define H_BATCH_SEQ		192		/* u64 */
 #define H_BATCH_HASH	200		/* u64 */
-#define H_HASH			208		/* u64 over bytes [0, 208) */
-#define H_END			216
+#define H_PREV_ACTIVE	208		/* u32: batch_seq - 1 unfinished too */
+#define H_PREV_LEN		212		/* u32 */
+#define H_PREV_HASH		216		/* u64 */
+#define H_COUNTERS		224		/* 5 x u64: pages, WAL pages, LSNs,
+								 * checksum failures, torn sectors */
+#define H_HASH			264		/* u64 over bytes [0, 264) */
+#define H_END			272
 
 /* Batch record: fixed part, then zones, hashes, and (journal mode) the old
  * data from the next 4096-byte boundary. */
@@ -214,6 +224,11 @@ encode_header(const pct_journal *j, uint8_t *slot)
 	pct_put_u32(slot + H_BATCH_LEN, j->batch_len);
 	pct_put_u64(slot + H_BATCH_SEQ, j->batch_seq);
 	pct_put_u64(slot + H_BATCH_HASH, j->batch_hash);
+	pct_put_u32(slot + H_PREV_ACTIVE, j->prev_active ? 1 : 0);
+	pct_put_u32(slot + H_PREV_LEN, j->prev_len);
+	pct_put_u64(slot + H_PREV_HASH, j->prev_hash);
+	for (int i = 0; i < PCT_JOURNAL_NCOUNTERS; i++)
+		pct_put_u64(slot + H_COUNTERS + 8 * i, j->counters[i]);
 	pct_put_u64(slot + H_HASH, pct_hash64(slot, H_HASH));
 }
 
@@ -246,6 +261,11 @@ decode_header(const uint8_t *slot, pct_journal *j)
 	j->batch_len = pct_get_u32(slot + H_BATCH_LEN);
 	j->batch_seq = pct_get_u64(slot + H_BATCH_SEQ);
 	j->batch_hash = pct_get_u64(slot + H_BATCH_HASH);
+	j->prev_active = pct_get_u32(slot + H_PREV_ACTIVE) != 0;
+	j->prev_len = pct_get_u32(slot + H_PREV_LEN);
+	j->prev_hash = pct_get_u64(slot + H_PREV_HASH);
+	for (int i = 0; i < PCT_JOURNAL_NCOUNTERS; i++)
+		j->counters[i] = pct_get_u64(slot + H_COUNTERS + 8 * i);
 	return true;
 }
 
@@ -411,6 +431,10 @@ read_best_header(pct_journal *j)
 	j->batch_len = best.batch_len;
 	j->batch_seq = best.batch_seq;
 	j->batch_hash = best.batch_hash;
+	j->prev_active = best.prev_active;
+	j->prev_len = best.prev_len;
+	j->prev_hash = best.prev_hash;
+	memcpy(j->counters, best.counters, sizeof(j->counters));
 	return PCT_OK;
 }
 
@@ -418,6 +442,29 @@ static off_t
 area_offset(const pct_journal *j, uint64_t batch_seq)
 {
 	return (off_t) 2 * SLOT_SIZE + (off_t) (batch_seq % 2) * j->area_size;
+}
+
+/* Read batch record number seq and check it; PCT_ERR_FORMAT (unreported)
+ * when it does not verify. */
+static pct_rc
+load_record(pct_journal *j, uint64_t seq, uint32_t len, uint64_t hash,
+			uint8_t **out)
+{
+	uint8_t    *rec;
+
+	*out = NULL;
+	if (len < B_FIXED || len > j->area_size || (rec = malloc(len)) == NULL)
+		return PCT_ERR_FORMAT;
+	if (pct_pread_all(j->fd, rec, len, area_offset(j, seq), j->path) != PCT_OK ||
+		pct_hash64(rec, len) != hash ||
+		memcmp(rec + B_MAGIC, BATCH_MAGIC, 8) != 0 ||
+		pct_get_u64(rec + B_SEQ) != seq)
+	{
+		free(rec);
+		return PCT_ERR_FORMAT;
+	}
+	*out = rec;
+	return PCT_OK;
 }
 
 pct_rc
@@ -447,24 +494,21 @@ pct_journal_open(const char *pgdata, pct_journal **out)
 		pct_journal_close(j);
 		return rc;
 	}
-	/* An active batch whose record does not verify never began. */
-	if (j->batch_active)
+	/* The newest batch's record must verify, or that batch never began. */
+	if (j->batch_active &&
+		load_record(j, j->batch_seq, j->batch_len, j->batch_hash, &j->record) != PCT_OK)
+		j->batch_active = false;
+	/* The older one was durable before the newest was recorded. */
+	if (j->prev_active &&
+		load_record(j, j->batch_seq - 1, j->prev_len, j->prev_hash,
+					&j->prev_record) != PCT_OK)
 	{
-		uint8_t    *rec = NULL;
-
-		if (j->batch_len < B_FIXED || j->batch_len > j->area_size ||
-			(rec = malloc(j->batch_len)) == NULL ||
-			pct_pread_all(j->fd, rec, j->batch_len, area_offset(j, j->batch_seq),
-						  j->path) != PCT_OK ||
-			pct_hash64(rec, j->batch_len) != j->batch_hash ||
-			memcmp(rec + B_MAGIC, BATCH_MAGIC, 8) != 0 ||
-			pct_get_u64(rec + B_SEQ) != j->batch_seq)
-		{
-			free(rec);
-			j->batch_active = false;
-		}
-		else
-			j->record = rec;
+		rc = pct_fail(PCT_ERR_FORMAT, NULL,
+					  "Restore the data directory from a backup.",
+					  "journal \"%s\" is damaged: the record of an unfinished batch does not verify",
+					  j->path);
+		pct_journal_close(j);
+		return rc;
 	}
 	*out = j;
 	return PCT_OK;
@@ -478,6 +522,7 @@ pct_journal_close(pct_journal *j)
 	if (j->fd >= 0)
 		close(j->fd);
 	free(j->record);
+	free(j->prev_record);
 	free(j);
 }
 
@@ -492,10 +537,11 @@ pct_journal_record_size(uint32_t nzones, uint32_t nsectors, size_t datalen)
 }
 
 pct_rc
-pct_journal_begin_batch(pct_journal *j, const pct_jzone *zones,
-						uint32_t nzones, const uint64_t *hashes,
-						uint32_t nsectors, const uint8_t *olddata,
-						size_t datalen, uint8_t *scratch)
+pct_journal_begin_batch(pct_journal *j, bool prev_unfinished,
+						const pct_jzone *zones, uint32_t nzones,
+						const uint64_t *hashes, uint32_t nsectors,
+						const uint8_t *olddata, size_t datalen,
+						uint8_t *scratch)
 {
 	uint32_t	len = pct_journal_record_size(nzones, nsectors, datalen);
 	uint8_t    *p = scratch;
@@ -528,6 +574,10 @@ pct_journal_begin_batch(pct_journal *j, const pct_jzone *zones,
 		p += pad;
 		memcpy(p, olddata, datalen);
 	}
+	/* the batch recorded last stays unfinished until its data is durable */
+	j->prev_active = prev_unfinished && j->batch_active;
+	j->prev_len = j->batch_len;
+	j->prev_hash = j->batch_hash;
 	j->batch_seq++;
 	j->batch_len = len;
 	j->batch_hash = pct_hash64(scratch, len);
@@ -553,23 +603,25 @@ pct_journal_set_progress(pct_journal *j, uint64_t done_file,
 	j->info.done_bytes = done_bytes;
 	j->info.data_complete = complete;
 	j->batch_active = false;
+	j->prev_active = false;
 	if ((rc = write_header(j)) != PCT_OK || (rc = sync_journal(j)) != PCT_OK)
 		return rc;
 	pct_durable_step(complete ? "journal: data complete" : "journal progress");
 	return PCT_OK;
 }
 
-pct_rc
-pct_journal_get_batch(const pct_journal *j, pct_jbatch *b)
+/* Decode one batch record. */
+static pct_rc
+decode_batch(const pct_journal *j, const uint8_t *rec, uint32_t reclen,
+			 pct_jbatch *b)
 {
-	const uint8_t *p = j->record;
+	const uint8_t *p = rec;
 
 	memset(b, 0, sizeof(*b));
-	if (!j->batch_active || p == NULL)
-		return PCT_OK;
 	b->nzones = pct_get_u32(p + B_NZONES);
 	b->nsectors = pct_get_u32(p + B_NSECTORS);
-	if (pct_journal_record_size(b->nzones, b->nsectors, 0) > j->batch_len)
+	if (b->nzones > reclen / ZONE_SIZE ||
+		pct_journal_record_size(b->nzones, b->nsectors, 0) > reclen)
 		return pct_fail(PCT_ERR_FORMAT, NULL, NULL,
 						"journal \"%s\" holds a malformed batch", j->path);
 	b->zones = calloc(b->nzones ? b->nzones : 1, sizeof(pct_jzone));
@@ -584,24 +636,51 @@ pct_journal_get_batch(const pct_journal *j, pct_jbatch *b)
 		b->datalen += b->zones[i].len;
 	}
 	b->hashes = p;
-	if (pct_get_u32(j->record + B_HAS_DATA))
+	if (pct_get_u32(rec + B_HAS_DATA))
 	{
 		size_t		fixed = B_FIXED + (size_t) b->nzones * ZONE_SIZE +
 			(size_t) b->nsectors * 16;
 
 		fixed = (fixed + 4095) / 4096 * 4096;
-		if (fixed + b->datalen != j->batch_len)
+		if (fixed + b->datalen != reclen)
 		{
 			free(b->zones);
 			b->zones = NULL;
 			return pct_fail(PCT_ERR_FORMAT, NULL, NULL,
 							"journal \"%s\" holds a malformed batch", j->path);
 		}
-		b->olddata = j->record + fixed;
+		b->olddata = rec + fixed;
 	}
 	else
 		b->datalen = 0;
 	b->active = true;
+	return PCT_OK;
+}
+
+pct_rc
+pct_journal_get_batches(const pct_journal *j, pct_jbatch b[2], int *n)
+{
+	pct_rc		rc = PCT_OK;
+
+	*n = 0;
+	memset(b, 0, 2 * sizeof(pct_jbatch));
+	if (j->prev_active && j->prev_record)
+	{
+		if ((rc = decode_batch(j, j->prev_record, j->prev_len, &b[*n])) != PCT_OK)
+			return rc;
+		(*n)++;
+	}
+	if (j->batch_active && j->record)
+	{
+		if ((rc = decode_batch(j, j->record, j->batch_len, &b[*n])) != PCT_OK)
+		{
+			if (*n > 0)
+				free(b[0].zones);
+			*n = 0;
+			return rc;
+		}
+		(*n)++;
+	}
 	return PCT_OK;
 }
 

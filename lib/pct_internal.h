@@ -68,6 +68,9 @@ typedef struct pct_jzone
 	uint64_t	offset;
 } pct_jzone;
 
+/* Running counts kept in the journal header (see pct_engine_result). */
+#define PCT_JOURNAL_NCOUNTERS 5
+
 typedef struct pct_journal
 {
 	int			fd;
@@ -79,7 +82,12 @@ typedef struct pct_journal
 	uint32_t	batch_len;
 	uint64_t	batch_seq;
 	uint64_t	batch_hash;
-	uint8_t    *record;			/* the active batch record, when valid */
+	uint8_t    *record;			/* the newest batch's record, when valid */
+	bool		prev_active;	/* batch_seq - 1 is unfinished too */
+	uint32_t	prev_len;
+	uint64_t	prev_hash;
+	uint8_t    *prev_record;
+	uint64_t	counters[PCT_JOURNAL_NCOUNTERS];	/* running totals */
 } pct_journal;
 
 /* The active batch of an opened journal. */
@@ -102,18 +110,27 @@ void		pct_journal_close(pct_journal *j);
 /* Bytes a batch record takes. */
 uint32_t	pct_journal_record_size(uint32_t nzones, uint32_t nsectors,
 									size_t datalen);
-/* Record a batch (hashes: old, new per sector) and make it and a header
- * naming it durable; scratch holds the record (area_size bytes). */
-pct_rc		pct_journal_begin_batch(pct_journal *j, const pct_jzone *zones,
-									uint32_t nzones, const uint64_t *hashes,
-									uint32_t nsectors, const uint8_t *olddata,
-									size_t datalen, uint8_t *scratch);
+/*
+ * Record a batch (hashes: old, new per sector) and make it and a header
+ * naming it durable; scratch holds the record (area_size bytes).  With
+ * prev_unfinished, the batch recorded before stays unfinished in the
+ * header (its data is not durable yet); otherwise it is done.  Whatever
+ * batch came before that must be durable: its area is reused.  The caller
+ * sets info.done_* (start of the oldest unfinished batch) and counters.
+ */
+pct_rc		pct_journal_begin_batch(pct_journal *j, bool prev_unfinished,
+									const pct_jzone *zones, uint32_t nzones,
+									const uint64_t *hashes, uint32_t nsectors,
+									const uint8_t *olddata, size_t datalen,
+									uint8_t *scratch);
 /* Durably record that everything before (file, offset) is done. */
 pct_rc		pct_journal_set_progress(pct_journal *j, uint64_t done_file,
 									 uint64_t done_offset, uint64_t done_bytes,
 									 bool complete);
-/* Decode the active batch (b->active false when there is none). */
-pct_rc		pct_journal_get_batch(const pct_journal *j, pct_jbatch *b);
+/* Decode the unfinished batches, oldest first (*n is 0, 1 or 2); free
+ * each b[i].zones. */
+pct_rc		pct_journal_get_batches(const pct_journal *j, pct_jbatch b[2],
+									int *n);
 
 /* Little-endian loads and stores. */
 static inline uint32_t

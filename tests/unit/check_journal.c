@@ -56,6 +56,18 @@ sample_info(void)
 #define AREA 65536
 
 static void
+record_batch2(pct_journal *j, bool prev_unfinished, uint32_t file,
+			  uint64_t seed)
+{
+	pct_jzone	z[1] = {{file, 8192, 0}};
+	uint64_t	h[4] = {seed, seed + 1, seed + 2, seed + 3};
+	uint8_t    *scratch = malloc(AREA);
+
+	ck_assert_int_eq(pct_journal_begin_batch(j, prev_unfinished, z, 1, h, 2, NULL, 0, scratch), PCT_OK);
+	free(scratch);
+}
+
+static void
 record_batch(pct_journal *j, uint32_t file, uint64_t seed, const uint8_t *data,
 			 size_t datalen)
 {
@@ -65,7 +77,7 @@ record_batch(pct_journal *j, uint32_t file, uint64_t seed, const uint8_t *data,
 
 	for (int i = 0; i < 8; i++)
 		h[i] = seed + (uint64_t) i;
-	ck_assert_int_eq(pct_journal_begin_batch(j, z, 2, h, 4, data, datalen, scratch), PCT_OK);
+	ck_assert_int_eq(pct_journal_begin_batch(j, false, z, 2, h, 4, data, datalen, scratch), PCT_OK);
 	free(scratch);
 }
 
@@ -74,7 +86,8 @@ START_TEST(round_trip_and_progress)
 	pct_journal_info in = sample_info(),
 				out;
 	pct_journal *j;
-	pct_jbatch	b;
+	pct_jbatch	bb[2];
+	int			nb;
 	bool		exists;
 
 	ck_assert_int_eq(pct_journal_create(pgdata, &in, AREA, 0600, &j), PCT_OK);
@@ -93,20 +106,20 @@ START_TEST(round_trip_and_progress)
 	record_batch(j, 3, 100, NULL, 0);
 	pct_journal_close(j);
 	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
-	ck_assert_int_eq(pct_journal_get_batch(j, &b), PCT_OK);
-	ck_assert(b.active);
-	ck_assert_uint_eq(b.nzones, 2);
-	ck_assert_uint_eq(b.zones[1].file, 4);
-	ck_assert_uint_eq(b.zones[1].offset, 16384);
-	ck_assert_uint_eq(b.nsectors, 4);
-	ck_assert_uint_eq(pct_get_u64(b.hashes + 8 * 5), 105);
-	ck_assert_ptr_null(b.olddata);
-	free(b.zones);
+	ck_assert_int_eq(pct_journal_get_batches(j, bb, &nb), PCT_OK);
+	ck_assert_int_eq(nb, 1);
+	ck_assert_uint_eq(bb[0].nzones, 2);
+	ck_assert_uint_eq(bb[0].zones[1].file, 4);
+	ck_assert_uint_eq(bb[0].zones[1].offset, 16384);
+	ck_assert_uint_eq(bb[0].nsectors, 4);
+	ck_assert_uint_eq(pct_get_u64(bb[0].hashes + 8 * 5), 105);
+	ck_assert_ptr_null(bb[0].olddata);
+	free(bb[0].zones);
 	ck_assert_int_eq(pct_journal_set_progress(j, 9, 8192, 777, true), PCT_OK);
 	pct_journal_close(j);
 	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
-	ck_assert_int_eq(pct_journal_get_batch(j, &b), PCT_OK);
-	ck_assert(!b.active);
+	ck_assert_int_eq(pct_journal_get_batches(j, bb, &nb), PCT_OK);
+	ck_assert_int_eq(nb, 0);
 	ck_assert(j->info.data_complete);
 	ck_assert_uint_eq(j->info.done_file, 9);
 	ck_assert_uint_eq(j->info.done_bytes, 777);
@@ -121,7 +134,8 @@ START_TEST(journal_mode_data)
 {
 	pct_journal_info in = sample_info();
 	pct_journal *j;
-	pct_jbatch	b;
+	pct_jbatch	bb[2];
+	int			nb;
 	uint8_t		data[16384];
 
 	in.mode = PCT_RESILIENCE_JOURNAL;
@@ -131,11 +145,11 @@ START_TEST(journal_mode_data)
 	record_batch(j, 0, 1, data, sizeof(data));
 	pct_journal_close(j);
 	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
-	ck_assert_int_eq(pct_journal_get_batch(j, &b), PCT_OK);
-	ck_assert(b.active);
-	ck_assert_uint_eq(b.datalen, sizeof(data));
-	ck_assert_mem_eq(b.olddata, data, sizeof(data));
-	free(b.zones);
+	ck_assert_int_eq(pct_journal_get_batches(j, bb, &nb), PCT_OK);
+	ck_assert_int_eq(nb, 1);
+	ck_assert_uint_eq(bb[0].datalen, sizeof(data));
+	ck_assert_mem_eq(bb[0].olddata, data, sizeof(data));
+	free(bb[0].zones);
 	pct_journal_close(j);
 }
 END_TEST
@@ -155,7 +169,8 @@ START_TEST(torn_header_falls_back)
 {
 	pct_journal_info in = sample_info();
 	pct_journal *j;
-	pct_jbatch	b;
+	pct_jbatch	bb[2];
+	int			nb;
 	uint64_t	seq;
 
 	ck_assert_int_eq(pct_journal_create(pgdata, &in, AREA, 0600, &j), PCT_OK);
@@ -169,8 +184,8 @@ START_TEST(torn_header_falls_back)
 	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
 	ck_assert_uint_eq(j->seq, seq - 1);
 	ck_assert_uint_eq(j->info.done_file, 2);
-	ck_assert_int_eq(pct_journal_get_batch(j, &b), PCT_OK);
-	ck_assert(!b.active);
+	ck_assert_int_eq(pct_journal_get_batches(j, bb, &nb), PCT_OK);
+	ck_assert_int_eq(nb, 0);
 	pct_journal_close(j);
 	/* both torn: refused */
 	corrupt((off_t) ((seq - 1) % 2) * 4096 + 100, 10);
@@ -183,7 +198,8 @@ START_TEST(torn_record_means_not_begun)
 {
 	pct_journal_info in = sample_info();
 	pct_journal *j;
-	pct_jbatch	b;
+	pct_jbatch	bb[2];
+	int			nb;
 	uint64_t	bseq;
 
 	ck_assert_int_eq(pct_journal_create(pgdata, &in, AREA, 0600, &j), PCT_OK);
@@ -194,8 +210,8 @@ START_TEST(torn_record_means_not_begun)
 	/* the record of the newest batch is damaged: it never began */
 	corrupt(2 * 4096 + (off_t) (bseq % 2) * AREA + 40, 8);
 	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
-	ck_assert_int_eq(pct_journal_get_batch(j, &b), PCT_OK);
-	ck_assert(!b.active);
+	ck_assert_int_eq(pct_journal_get_batches(j, bb, &nb), PCT_OK);
+	ck_assert_int_eq(nb, 0);
 	pct_journal_close(j);
 }
 END_TEST
@@ -204,7 +220,8 @@ START_TEST(previous_area_untouched)
 {
 	pct_journal_info in = sample_info();
 	pct_journal *j;
-	pct_jbatch	b;
+	pct_jbatch	bb[2];
+	int			nb;
 	uint64_t	seq;
 
 	ck_assert_int_eq(pct_journal_create(pgdata, &in, AREA, 0600, &j), PCT_OK);
@@ -216,11 +233,11 @@ START_TEST(previous_area_untouched)
 	pct_journal_close(j);
 	corrupt((off_t) ((seq + 1) % 2) * 4096, 64);
 	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
-	ck_assert_int_eq(pct_journal_get_batch(j, &b), PCT_OK);
-	ck_assert(b.active);
-	ck_assert_uint_eq(b.zones[0].file, 1);
-	ck_assert_uint_eq(pct_get_u64(b.hashes), 10);
-	free(b.zones);
+	ck_assert_int_eq(pct_journal_get_batches(j, bb, &nb), PCT_OK);
+	ck_assert_int_eq(nb, 1);
+	ck_assert_uint_eq(bb[0].zones[0].file, 1);
+	ck_assert_uint_eq(pct_get_u64(bb[0].hashes), 10);
+	free(bb[0].zones);
 	pct_journal_close(j);
 }
 END_TEST
@@ -262,6 +279,47 @@ START_TEST(space_is_preallocated)
 }
 END_TEST
 
+START_TEST(two_unfinished_batches)
+{
+	pct_journal_info in = sample_info();
+	pct_journal *j;
+	pct_jbatch	bb[2];
+	int			nb;
+	uint64_t	bseq;
+
+	ck_assert_int_eq(pct_journal_create(pgdata, &in, AREA, 0600, &j), PCT_OK);
+	record_batch2(j, false, 1, 100);	/* batch 1 */
+	record_batch2(j, true, 2, 200);		/* batch 2 while 1 still syncs */
+	j->counters[3] = 42;
+	record_batch2(j, true, 3, 300);		/* batch 3: 1 done, 2 syncing */
+	bseq = j->batch_seq;
+	pct_journal_close(j);
+	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
+	ck_assert_uint_eq(j->counters[3], 42);
+	ck_assert_int_eq(pct_journal_get_batches(j, bb, &nb), PCT_OK);
+	ck_assert_int_eq(nb, 2);
+	/* oldest first */
+	ck_assert_uint_eq(bb[0].zones[0].file, 2);
+	ck_assert_uint_eq(pct_get_u64(bb[0].hashes), 200);
+	ck_assert_uint_eq(bb[1].zones[0].file, 3);
+	free(bb[0].zones);
+	free(bb[1].zones);
+	pct_journal_close(j);
+	/* the newest record torn: only the older remains, it never began */
+	corrupt(2 * 4096 + (off_t) (bseq % 2) * AREA + 40, 8);
+	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
+	ck_assert_int_eq(pct_journal_get_batches(j, bb, &nb), PCT_OK);
+	ck_assert_int_eq(nb, 1);
+	ck_assert_uint_eq(bb[0].zones[0].file, 2);
+	free(bb[0].zones);
+	pct_journal_close(j);
+	/* the older record damaged: that is damage, refused */
+	corrupt(2 * 4096 + (off_t) ((bseq - 1) % 2) * AREA + 40, 8);
+	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_ERR_FORMAT);
+	ck_assert_ptr_nonnull(strstr(unit_last_error(), "does not verify"));
+}
+END_TEST
+
 static Suite *
 journal_suite(void)
 {
@@ -274,6 +332,7 @@ journal_suite(void)
 	tcase_add_test(tc, torn_header_falls_back);
 	tcase_add_test(tc, torn_record_means_not_begun);
 	tcase_add_test(tc, previous_area_untouched);
+	tcase_add_test(tc, two_unfinished_batches);
 	tcase_add_test(tc, hash_properties);
 	tcase_add_test(tc, space_is_preallocated);
 	suite_add_tcase(s, tc);
