@@ -272,6 +272,8 @@ const char *pct_rc_str(pct_rc rc);
  */
 void	   *pct_secure_alloc(size_t len);
 void		pct_secure_free(void *p, size_t len);
+/* Wipe every live secure allocation (for atexit(); memory stays mapped). */
+void		pct_secure_wipe_all(void);
 /* Zero memory in a way the compiler cannot drop. */
 void		pct_wipe(void *p, size_t len);
 /* Constant-time comparison: true when equal. */

@@ -14,7 +14,8 @@
  *	   names live/ and new/, which must be in their final places.  With -r,
  *	   stop here.
  *	4. Run OLD_COMMAND (%d = live/), create new/, run NEW_COMMAND (%d =
- *	   new/; it may keep files there).  Refuse identical keys.
+ *	   new/; it may keep files there), twice with -R so that a mistyped
+ *	   passphrase is caught.  Refuse identical keys.
  *	5. Unwrap both keys of live/ with the old KEK, after the checks of
  *	   FORMAT 1.4 and against the key length in pg_control.
  *	6. Wrap them with the new KEK into new/ in the same generation and copy
@@ -300,6 +301,23 @@ main(int argc, char **argv)
 	if (tool_get_kek(new_cmd, newdir, "Enter new cluster key passphrase:",
 					 authprompt, timeout, kek_new) != PCT_OK)
 		fail_unchanged();
+	if (authprompt)
+	{
+		/* a typo in a new passphrase would lock the keys away */
+		uint8_t    *again = pct_secure_alloc(PCT_KEK_LEN);
+
+		if (again == NULL ||
+			tool_get_kek(new_cmd, newdir, "Enter new cluster key passphrase again:",
+						 authprompt, timeout, again) != PCT_OK)
+			fail_unchanged();
+		if (!pct_ct_equal(kek_new, again, PCT_KEK_LEN))
+		{
+			tool_error("Run the command again and enter the same new passphrase twice.",
+					   "the two new cluster keys entered differ");
+			fail_unchanged();
+		}
+		pct_secure_free(again, PCT_KEK_LEN);
+	}
 	if (pct_ct_equal(kek_old, kek_new, PCT_KEK_LEN))
 	{
 		tool_error("Give a NEW_COMMAND that prints a different key.",

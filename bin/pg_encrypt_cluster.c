@@ -46,6 +46,7 @@
 #define CONFIG_NAME "cluster_key_command"
 
 static volatile sig_atomic_t stop_requested;
+static bool mode_given;			/* --resilience was given */
 static bool show_progress;
 static bool isatty_err;
 
@@ -230,6 +231,35 @@ check_common(cluster *c, bool need_stopped_state)
 	snprintf(c->newdir, sizeof(c->newdir), "%s/%s", c->keydir, PCT_KEYDIR_NEW);
 }
 
+/*
+ * The configuration is changed at the very end (cluster_key_command set
+ * or removed): it must parse, and the file that will change must be
+ * writable, before anything else changes.
+ */
+static void
+check_config(cluster *c)
+{
+	char	   *value = NULL,
+			   *file = NULL;
+	char		conf[1200];
+	int			line;
+
+	if (pct_config_get(c->pgdata, CONFIG_NAME, &value, &file, &line) != PCT_OK)
+		no_changes();
+	snprintf(conf, sizeof(conf), "%s/postgresql.conf", c->pgdata);
+	if (access(file ? file : conf, W_OK) != 0)
+	{
+		tool_error("The cluster_key_command setting is kept there; make the file writable by the cluster owner.",
+				   "cannot write configuration file \"%s\": %s",
+				   file ? file : conf, strerror(errno));
+		free(value);
+		free(file);
+		no_changes();
+	}
+	free(value);
+	free(file);
+}
+
 static void
 check_files(cluster *c, pct_resilience mode)
 {
@@ -273,9 +303,10 @@ report_plan(cluster *c, bool decrypt, pct_resilience mode)
 		   progname, decrypt ? "decrypt" : "encrypt", rel,
 		   (unsigned long long) (c->fm.relation_bytes >> 20), wal,
 		   (unsigned long long) (c->fm.wal_bytes >> 20));
-	printf("journal: %s mode, %llu MB in \"%s\"\n",
+	printf("journal: %s mode, %llu kB in \"%s\"\n",
 		   mode == PCT_RESILIENCE_JOURNAL ? "journal" : "checksum",
-		   (unsigned long long) (pct_engine_journal_space(mode) >> 20), c->keydir);
+		   (unsigned long long) ((pct_engine_journal_space(mode) + 1023) >> 10),
+		   c->keydir);
 }
 
 static void
@@ -378,6 +409,8 @@ do_encrypt(cluster *c, const char *cmd, int method, pct_resilience mode,
 					   pct_op_str(info.op), pct_op_command(info.op));
 			no_changes();
 		}
+		if (!mode_given)
+			mode = info.mode;
 		if (info.method != (uint32_t) method || info.mode != mode)
 		{
 			tool_error("Use the same -K/--cipher and --resilience as the interrupted run.",
@@ -405,9 +438,34 @@ do_encrypt(cluster *c, const char *cmd, int method, pct_resilience mode,
 					   "cluster is not encrypted but has a key directory with keys in use");
 			no_changes();
 		}
+		{
+			/* step 5 must not fail after the keys are staged */
+			pct_control trial = *c->ctl;
+
+			if (pct_control_to_1400(&trial, (uint32_t) method) != PCT_OK)
+				no_changes();
+		}
 	}
+	check_config(c);
 	check_files(c, mode);
 	kek = get_kek(cmd, c->livedir, authprompt, timeout, resume);
+	if (authprompt && !resume)
+	{
+		/* a typo here would lock the data under an unknown key */
+		uint8_t    *again = pct_secure_alloc(PCT_KEK_LEN);
+
+		if (again == NULL ||
+			tool_get_kek(cmd, c->livedir, "Enter it again:", authprompt,
+						 timeout, again) != PCT_OK)
+			no_changes();
+		if (!pct_ct_equal(kek, again, PCT_KEK_LEN))
+		{
+			tool_error("Run the command again and enter the same passphrase twice.",
+					   "the two cluster keys entered differ");
+			no_changes();
+		}
+		pct_secure_free(again, PCT_KEK_LEN);
+	}
 	if (dry_run)
 	{
 		report_plan(c, false, mode);
@@ -527,6 +585,12 @@ do_decrypt(cluster *c, const char *cmd_opt, pct_resilience mode, bool dry_run,
 					   pct_op_str(info.op), pct_op_command(info.op));
 			no_changes();
 		}
+		if (mode_given && info.mode != mode)
+		{
+			tool_error("Use the same --resilience as the interrupted run.",
+					   "the interrupted decryption used another resilience mode");
+			no_changes();
+		}
 		printf("resuming interrupted decryption\n");
 		need_keys = !info.data_complete;
 		mode = info.mode;
@@ -552,6 +616,7 @@ do_decrypt(cluster *c, const char *cmd_opt, pct_resilience mode, bool dry_run,
 				   "key directory is in state \"%s\"", pct_keydir_state_str(state));
 		no_changes();
 	}
+	check_config(c);
 	check_files(c, mode);
 	if (need_keys)
 	{
@@ -668,7 +733,8 @@ main(int argc, char **argv)
 	int			jobs = ncpu > 0 ? (int) ncpu : 1;
 	bool		decrypt = false,
 				dry_run = false,
-				authprompt = false;
+				authprompt = false,
+				cipher_given = false;
 	pct_resilience mode = PCT_RESILIENCE_CHECKSUM;
 	cluster		c;
 
@@ -691,6 +757,7 @@ main(int argc, char **argv)
 				cmd = optarg;
 				break;
 			case 'K':
+				cipher_given = true;
 				method = method_for(optarg);
 				if (method == 0)
 					tool_usage_error("invalid cipher \"%s\": use aes128, aes192 or aes256", optarg);
@@ -699,6 +766,7 @@ main(int argc, char **argv)
 				decrypt = true;
 				break;
 			case 2:
+				mode_given = true;
 				if (strcmp(optarg, "checksum") == 0)
 					mode = PCT_RESILIENCE_CHECKSUM;
 				else if (strcmp(optarg, "journal") == 0)
@@ -741,7 +809,7 @@ main(int argc, char **argv)
 		tool_usage_error("too many command-line arguments (first is \"%s\")", argv[optind]);
 	if (!decrypt && cmd == NULL)
 		tool_usage_error("a cluster key command is required (-c)");
-	if (decrypt && method != PCT_METHOD_AES256)
+	if (decrypt && cipher_given)
 		tool_usage_error("-K/--cipher cannot be used with --decrypt");
 
 	tool_refuse_root();

@@ -53,6 +53,8 @@ tool_init(const char *argv0)
 
 	progname = slash ? slash + 1 : argv0;
 	pct_set_log(log_to_stderr, NULL);
+	/* keys are wiped on every exit path, error exits included */
+	atexit(pct_secure_wipe_all);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 }
 

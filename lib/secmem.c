@@ -3,9 +3,12 @@
  *	  Memory for secrets.
  *
  * Owns: locked, non-dumpable allocations for keys; wiping; constant-time
- * comparison; switching core dumps off while keys are loaded.
+ * comparison; switching core dumps off while keys are loaded.  Live
+ * allocations are registered so that pct_secure_wipe_all() can wipe them
+ * on any exit path (the tools call it from atexit()).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -14,6 +17,49 @@
 #include <openssl/crypto.h>
 
 #include "pct_internal.h"
+
+#define MAX_SECRETS 64
+
+static struct
+{
+	void	   *p;
+	size_t		size;
+}			secrets[MAX_SECRETS];
+static pthread_mutex_t secrets_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+remember(void *p, size_t size)
+{
+	pthread_mutex_lock(&secrets_lock);
+	for (int i = 0; i < MAX_SECRETS; i++)
+		if (secrets[i].p == NULL)
+		{
+			secrets[i].p = p;
+			secrets[i].size = size;
+			break;
+		}
+	pthread_mutex_unlock(&secrets_lock);
+}
+
+static void
+forget(void *p)
+{
+	pthread_mutex_lock(&secrets_lock);
+	for (int i = 0; i < MAX_SECRETS; i++)
+		if (secrets[i].p == p)
+			secrets[i].p = NULL;
+	pthread_mutex_unlock(&secrets_lock);
+}
+
+void
+pct_secure_wipe_all(void)
+{
+	pthread_mutex_lock(&secrets_lock);
+	for (int i = 0; i < MAX_SECRETS; i++)
+		if (secrets[i].p != NULL)
+			pct_wipe(secrets[i].p, secrets[i].size);
+	pthread_mutex_unlock(&secrets_lock);
+}
 
 static size_t
 round_to_pages(size_t len)
@@ -43,6 +89,7 @@ pct_secure_alloc(size_t len)
 	if (mlock(p, size) != 0)
 		pct_report(PCT_LOG_DEBUG, NULL, NULL,
 				   "could not lock key memory: %s", strerror(errno));
+	remember(p, size);
 	return p;
 }
 
@@ -54,6 +101,7 @@ pct_secure_free(void *p, size_t len)
 	if (p == NULL)
 		return;
 	size = round_to_pages(len ? len : 1);
+	forget(p);
 	pct_wipe(p, size);
 	(void) munlock(p, size);
 	(void) munmap(p, size);
