@@ -74,6 +74,8 @@ static bool newdir_ours;
 static bool repaired_state;
 
 /* Leave the cluster as it was found (before the swap), and exit 1. */
+static void fail_unchanged(void) __attribute__((noreturn));
+
 static void
 fail_unchanged(void)
 {

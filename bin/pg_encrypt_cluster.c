@@ -120,6 +120,9 @@ verbose(const char *fmt,...)
 	va_end(ap);
 }
 
+static void no_changes(void) __attribute__((noreturn));
+static void interrupted(const char *cmd) __attribute__((noreturn));
+
 static void
 no_changes(void)
 {
@@ -266,6 +269,7 @@ check_files(cluster *c, pct_resilience mode)
 	struct statvfs vfs;
 	uint64_t	need = pct_engine_journal_space(mode),
 				avail;
+	const char *hook;
 
 	if (pct_filemap_build(c->pgdata, c->major, c->ctl, &c->fm) != PCT_OK)
 		no_changes();
@@ -277,8 +281,8 @@ check_files(cluster *c, pct_resilience mode)
 	}
 	avail = (uint64_t) vfs.f_bavail * vfs.f_frsize;
 	/* test hook: pretend the file system has this much free space */
-	if (getenv("PCT_TEST_FREE_BYTES") != NULL)
-		avail = strtoull(getenv("PCT_TEST_FREE_BYTES"), NULL, 10);
+	if ((hook = getenv("PCT_TEST_FREE_BYTES")) != NULL)
+		avail = strtoull(hook, NULL, 10);
 	if (avail < need)
 	{
 		tool_error("Free some space, or use --resilience=checksum, which needs less.",

@@ -294,18 +294,19 @@ main(int argc, char **argv)
 				   "cannot be run as root");
 		exit(EXIT_CANNOT_CHECK);
 	}
-	if ((datadir_opt == NULL || datadir_opt[0] == '\0') &&
-		(getenv("PGDATA") == NULL || getenv("PGDATA")[0] == '\0'))
+	if (datadir_opt == NULL || datadir_opt[0] == '\0')
+		datadir_opt = getenv("PGDATA");
+	if (datadir_opt == NULL || datadir_opt[0] == '\0')
 	{
 		tool_error(NULL, "no data directory specified");
 		fprintf(stderr, "Try \"%s --help\" for more information.\n", progname);
 		exit(EXIT_CANNOT_CHECK);
 	}
-	pgdata = realpath(datadir_opt ? datadir_opt : getenv("PGDATA"), NULL);
+	pgdata = realpath(datadir_opt, NULL);
 	if (pgdata == NULL)
 	{
 		tool_error(NULL, "could not access data directory \"%s\": %m",
-				   datadir_opt ? datadir_opt : getenv("PGDATA"));
+				   datadir_opt);
 		exit(EXIT_CANNOT_CHECK);
 	}
 	if (pct_disable_core_dumps() != PCT_OK)

@@ -692,7 +692,7 @@ resume_batch(engine *e, const pct_jbatch *b)
 	{
 		const pct_jzone *z = &b->zones[i];
 		const pct_file *f;
-		int			fd;
+		int			fd = -1;
 
 		if (z->file >= e->fm->nfiles ||
 			z->offset + z->len > e->fm->files[z->file].size || z->len % PAGE ||

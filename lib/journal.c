@@ -704,11 +704,11 @@ pct_journal_exists(const char *pgdata, bool *exists)
 pct_rc
 pct_journal_peek(const char *pgdata, pct_journal_info *info)
 {
-	pct_journal *j;
+	pct_journal *j = NULL;
 	pct_rc		rc = pct_journal_open(pgdata, &j);
 
-	if (rc != PCT_OK)
-		return rc;
+	if (rc != PCT_OK || j == NULL)
+		return rc != PCT_OK ? rc : PCT_ERR_STATE;
 	*info = j->info;
 	pct_journal_close(j);
 	return PCT_OK;
