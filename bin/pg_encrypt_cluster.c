@@ -549,6 +549,7 @@ do_encrypt(cluster *c, const char *cmd, int method, pct_resilience mode,
 		interrupted("pg_encrypt_cluster");
 	pct_secure_free(kek, PCT_KEK_LEN);
 	pct_secure_free(ks, sizeof(*ks));
+	pct_filemap_free(&c->fm);
 	print_result(&res);
 	printf("cluster encrypted\n");
 	return res.checksum_failures || res.torn_sectors ? 1 : 0;
@@ -703,6 +704,7 @@ do_decrypt(cluster *c, const char *cmd_opt, pct_resilience mode, bool dry_run,
 		pct_secure_free(kek, PCT_KEK_LEN);
 	pct_secure_free(ks, sizeof(*ks));
 	free(cmd);
+	pct_filemap_free(&c->fm);
 	print_result(&res);
 	printf("cluster decrypted\n");
 	return res.checksum_failures || res.torn_sectors ? 1 : 0;
@@ -833,7 +835,10 @@ main(int argc, char **argv)
 				 PCT_JOURNAL_FILE);
 		check_common(&c, access(jpath, F_OK) != 0);
 	}
-	if (decrypt)
-		return do_decrypt(&c, cmd, mode, dry_run, authprompt, timeout, jobs);
-	return do_encrypt(&c, cmd, method, mode, dry_run, authprompt, timeout, jobs);
+	ch = decrypt ? do_decrypt(&c, cmd, mode, dry_run, authprompt, timeout, jobs) :
+		do_encrypt(&c, cmd, method, mode, dry_run, authprompt, timeout, jobs);
+	pct_filemap_free(&c.fm);
+	free(c.ctl);
+	free(c.pgdata);
+	return ch;
 }

@@ -229,7 +229,8 @@ main(int argc, char **argv)
 		{NULL, 0, NULL, 0}
 	};
 	const char *datadir_opt = NULL;
-	char	   *command = NULL;
+	char	   *command = NULL,
+			   *config_command = NULL;
 	bool		authprompt = false;
 	int			timeout = 60;
 	int			c,
@@ -357,10 +358,11 @@ main(int argc, char **argv)
 		char	   *file = NULL;
 		int			line;
 
-		if (pct_config_get(pgdata, "cluster_key_command", &command, &file,
-						   &line) != PCT_OK)
+		if (pct_config_get(pgdata, "cluster_key_command", &config_command,
+						   &file, &line) != PCT_OK)
 			cannot_check();
 		free(file);
+		command = config_command;
 		if (command == NULL || command[0] == '\0')
 		{
 			tool_error("Give the command with -c.",
@@ -378,6 +380,7 @@ main(int argc, char **argv)
 		check_unwrap(livedir, gen, id, kek, keylen, dk);
 	pct_secure_free(kek, PCT_KEK_LEN);
 	pct_secure_free(dk, sizeof(*dk));
+	free(config_command);
 	free(ctl);
 	free(pgdata);
 	return failures ? EXIT_CHECK_FAILED : 0;
