@@ -285,7 +285,9 @@ check_files(cluster *c, pct_resilience mode)
 		avail = strtoull(hook, NULL, 10);
 	if (avail < need)
 	{
-		tool_error("Free some space, or use --resilience=checksum, which needs less.",
+		tool_error(mode == PCT_RESILIENCE_JOURNAL ?
+				   "Free some space, or use --resilience=checksum, which needs less." :
+				   "Free some space on the file system of the data directory.",
 				   "not enough free space for the journal: %llu bytes needed, %llu available",
 				   (unsigned long long) need, (unsigned long long) avail);
 		no_changes();

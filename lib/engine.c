@@ -65,6 +65,16 @@
 #define SECTOR			PCT_SECTOR_SIZE
 #define PAGE			8192
 
+/* Indexes of the counts (batch->cnt, engine->total, journal counters). */
+enum
+{
+	CNT_PAGES,
+	CNT_WAL_PAGES,
+	CNT_LSNS,
+	CNT_CSFAIL,
+	CNT_TORN
+};
+
 enum sector_state
 {
 	SECTOR_OLD,
@@ -93,6 +103,7 @@ typedef struct batch
 	size_t		bytes;
 	uint64_t	end_file,		/* the position after the batch */
 				end_offset;
+	atomic_ullong cnt[PCT_BATCH_NCOUNTS];	/* what transforming it did */
 } batch;
 
 typedef struct engine
@@ -114,11 +125,7 @@ typedef struct engine
 				skip_wal;
 	int			nworkers;
 	worker	   *workers;
-	atomic_ullong pages,
-				wal_pages,
-				lsns,
-				csfail,
-				torn;
+	uint64_t	total[PCT_JOURNAL_NCOUNTERS];	/* of the durable batches */
 	pthread_mutex_t err_lock;
 	pct_rc		err;
 } engine;
@@ -217,12 +224,13 @@ block_number(const engine *e, const pct_file *f, uint64_t offset)
  * Transform one relation page in place: check the checksum as the page is
  * on disk, decrypt (input key), apply rule 3.1 (encryption only), encrypt
  * (output key), set the checksum over the result (a page whose checksum
- * failed keeps failing by the same difference).  quiet: a resume trick,
- * no reports or counts.
+ * failed keeps failing by the same difference).  The work is counted in
+ * cnt and reported; with cnt NULL (a resume, whose batch record holds the
+ * counts) it is neither.
  */
 static void
 rel_page(engine *e, worker *w, const pct_file *f, uint64_t flsn,
-		 uint8_t *page, uint32_t blkno, uint64_t offset, bool quiet)
+		 uint8_t *page, uint32_t blkno, uint64_t offset, atomic_ullong *cnt)
 {
 	bool		checksums = e->ctl->data_checksum_version != 0;
 	uint16_t	delta = 0;
@@ -234,9 +242,9 @@ rel_page(engine *e, worker *w, const pct_file *f, uint64_t flsn,
 		uint16_t	sum = pct_page_checksum(page, blkno);
 
 		delta = sum ^ pct_page_get_checksum(page);
-		if (delta != 0 && !quiet)
+		if (delta != 0 && cnt)
 		{
-			atomic_fetch_add(&e->csfail, 1);
+			atomic_fetch_add(&cnt[CNT_CSFAIL], 1);
 			pct_report(PCT_LOG_WARNING, NULL, NULL,
 					   "checksum verification failed in file \"%s\", block %u (offset %llu): page rewritten, checksum left failing",
 					   f->path, blkno, (unsigned long long) offset);
@@ -247,20 +255,20 @@ rel_page(engine *e, worker *w, const pct_file *f, uint64_t flsn,
 	if (flsn != 0 &&
 		(f->unlogged || pct_page_get_lsn(page) < e->ctl->xlog_seg_size))
 	{
-		if (!quiet && pct_page_get_lsn(page) != flsn)
-			atomic_fetch_add(&e->lsns, 1);
+		if (cnt && pct_page_get_lsn(page) != flsn)
+			atomic_fetch_add(&cnt[CNT_LSNS], 1);
 		pct_page_set_lsn(page, flsn);
 	}
 	if (w->out_rel)
 		pct_page_crypt(w->out_rel, page, blkno, f->unlogged);
 	if (checksums)
 		pct_page_set_checksum(page, pct_page_checksum(page, blkno) ^ delta);
-	if (!quiet)
-		atomic_fetch_add(&e->pages, 1);
+	if (cnt)
+		atomic_fetch_add(&cnt[CNT_PAGES], 1);
 }
 
 static void
-wal_page(engine *e, worker *w, uint8_t *page, bool quiet)
+wal_page(engine *e, worker *w, uint8_t *page, atomic_ullong *cnt)
 {
 	bool		in_use = false;
 
@@ -268,21 +276,21 @@ wal_page(engine *e, worker *w, uint8_t *page, bool quiet)
 		pct_wal_crypt_page(w->in_wal, page, e->o->wal_magic, &in_use);
 	if (w->out_wal)
 		pct_wal_crypt_page(w->out_wal, page, e->o->wal_magic, &in_use);
-	if (in_use && !quiet)
-		atomic_fetch_add(&e->wal_pages, 1);
+	if (in_use && cnt)
+		atomic_fetch_add(&cnt[CNT_WAL_PAGES], 1);
 }
 
 static void
 transform_page(engine *e, worker *w, uint32_t fileno, uint8_t *page,
-			   uint64_t offset, bool quiet)
+			   uint64_t offset, atomic_ullong *cnt)
 {
 	const pct_file *f = &e->fm->files[fileno];
 
 	if (f->kind == PCT_FILE_RELATION)
 		rel_page(e, w, f, e->file_lsn[fileno], page,
-				 block_number(e, f, offset), offset, quiet);
+				 block_number(e, f, offset), offset, cnt);
 	else
-		wal_page(e, w, page, quiet);
+		wal_page(e, w, page, cnt);
 }
 
 static bool
@@ -474,7 +482,7 @@ read_zone(engine *e, batch *b, worker *w, uint32_t i)
 	if (b->old)
 		memcpy(b->old + b->zoff[i], data, z->len);
 	for (uint32_t p = 0; p < z->len; p += PAGE)
-		transform_page(e, w, z->file, data + p, z->offset + p, false);
+		transform_page(e, w, z->file, data + p, z->offset + p, b->cnt);
 	for (uint32_t s = 0; s < z->len / SECTOR; s++)
 		h[2 * s + 1] = pct_hash64(data + (size_t) s * SECTOR, SECTOR);
 }
@@ -538,6 +546,8 @@ plan_batch(engine *e, batch *b, int set, uint64_t *file, uint64_t *offset)
 	b->buf = e->bufs[set];
 	b->old = e->olds[set];
 	b->hashes = e->hashsets[set];
+	for (int k = 0; k < PCT_BATCH_NCOUNTS; k++)
+		atomic_store(&b->cnt[k], 0);
 	b->nzones = 0;
 	while (*file < e->fm->nfiles && b->nzones < e->max_zones && used < e->batch_max)
 	{
@@ -646,7 +656,7 @@ recover_page(engine *e, worker *w, const pct_jzone *z, uint8_t *page,
 		return PCT_OK;
 	if (c1 == SECTOR_TORN || c2 == SECTOR_TORN)
 	{
-		atomic_fetch_add(&e->torn, 1);
+		e->total[CNT_TORN]++;
 		pct_report(PCT_LOG_WARNING, NULL,
 				   "Storage tore a sector write; restore this file from a backup.",
 				   "damaged sector in file \"%s\" at offset %llu: neither its old nor its new contents",
@@ -656,18 +666,18 @@ recover_page(engine *e, worker *w, const pct_jzone *z, uint8_t *page,
 	if (c1 == SECTOR_OLD && c2 == SECTOR_NEW)
 	{
 		memcpy(tmp, page, PAGE);
-		transform_page(e, w, z->file, tmp, offset, true);
+		transform_page(e, w, z->file, tmp, offset, NULL);
 		memcpy(page + SECTOR, tmp + SECTOR, SECTOR);	/* old second half */
-		transform_page(e, w, z->file, page, offset, false);
+		transform_page(e, w, z->file, page, offset, NULL);
 	}
 	else if (c1 == SECTOR_NEW)
 	{
 		memcpy(tmp, page, SECTOR);
-		transform_page(e, w, z->file, page, offset, true);
+		transform_page(e, w, z->file, page, offset, NULL);
 		memcpy(page, tmp, SECTOR);
 	}
 	else
-		transform_page(e, w, z->file, page, offset, false);
+		transform_page(e, w, z->file, page, offset, NULL);
 	if (classify(page, hashes, s0) != SECTOR_NEW ||
 		classify(page + SECTOR, hashes, s0 + 1) != SECTOR_NEW)
 		return pct_fail(PCT_ERR_STATE, NULL, NULL,
@@ -752,6 +762,9 @@ resume_batches(engine *e, uint64_t *file, uint64_t *offset)
 		{
 			const pct_jzone *last = &b[i].zones[b[i].nzones - 1];
 
+			/* finished now: its counts were recorded with it */
+			for (int k = 0; k < PCT_BATCH_NCOUNTS; k++)
+				e->total[k] += b[i].counts[k];
 			/* the journal's done position is the older batch's start */
 			*file = last->file;
 			*offset = last->offset + last->len;
@@ -768,6 +781,7 @@ resume_batches(engine *e, uint64_t *file, uint64_t *offset)
 		*file = e->j->info.done_file;
 		*offset = e->j->info.done_offset;
 	}
+	memcpy(e->j->counters, e->total, sizeof(e->total));
 	return pct_journal_set_progress(e->j, *file, *offset, e->j->info.done_bytes,
 									false);
 }
@@ -941,14 +955,21 @@ transformer_wait(transformer *t)
 	t->running = false;
 }
 
+/* The journal header carries the counts of the durable batches. */
 static void
 store_counters(engine *e)
 {
-	e->j->counters[0] = atomic_load(&e->pages);
-	e->j->counters[1] = atomic_load(&e->wal_pages);
-	e->j->counters[2] = atomic_load(&e->lsns);
-	e->j->counters[3] = atomic_load(&e->csfail);
-	e->j->counters[4] = atomic_load(&e->torn);
+	memcpy(e->j->counters, e->total, sizeof(e->total));
+}
+
+/* A batch became durable: its counts join the totals. */
+static void
+batch_durable(engine *e, batch *b)
+{
+	e->j->info.done_bytes += b->bytes;
+	for (int k = 0; k < PCT_BATCH_NCOUNTS; k++)
+		e->total[k] += atomic_load(&b->cnt[k]);
+	pct_durable_step("batch data durable");
 }
 
 pct_rc
@@ -1060,11 +1081,7 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 						  pct_op_str(o->op));
 			goto done;
 		}
-		atomic_store(&e.pages, e.j->counters[0]);
-		atomic_store(&e.wal_pages, e.j->counters[1]);
-		atomic_store(&e.lsns, e.j->counters[2]);
-		atomic_store(&e.csfail, e.j->counters[3]);
-		atomic_store(&e.torn, e.j->counters[4]);
+		memcpy(e.total, e.j->counters, sizeof(e.total));
 		file = e.j->info.done_file;
 		offset = e.j->info.done_offset;
 		/* 3: finish or roll back unfinished batches */
@@ -1115,6 +1132,7 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 			batch	   *next = &e.batches[(n + 1) % 3];
 			bool		prev_syncing = sy.running,
 						has_next;
+			uint64_t	counts[PCT_BATCH_NCOUNTS];
 			pct_progress p;
 			double		t1 = now(),
 						t2;
@@ -1128,9 +1146,11 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 			e.j->info.done_file = prev_syncing ? prev->zones[0].file : b->zones[0].file;
 			e.j->info.done_offset = prev_syncing ? prev->zones[0].offset : b->zones[0].offset;
 			store_counters(&e);
+			for (int k = 0; k < PCT_BATCH_NCOUNTS; k++)
+				counts[k] = atomic_load(&b->cnt[k]);
 			if ((rc = pct_journal_begin_batch(e.j, prev_syncing, b->zones, b->nzones,
 											  b->hashes, (uint32_t) (b->bytes / SECTOR),
-											  b->old, b->old ? b->bytes : 0,
+											  counts, b->old, b->old ? b->bytes : 0,
 											  e.scratch)) != PCT_OK)
 				break;
 			t2 = now();
@@ -1150,8 +1170,7 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 			{
 				if ((rc = e.err) != PCT_OK)
 					break;
-				e.j->info.done_bytes += prev->bytes;
-				pct_durable_step("batch data durable");
+				batch_durable(&e, prev);
 			}
 			t2 = now();
 			prof[3] += t2 - t1;
@@ -1171,7 +1190,7 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 				/* stop after batch n; the transformed next one is dropped */
 				if (syncer_wait(&sy) && (rc = e.err) == PCT_OK)
 				{
-					e.j->info.done_bytes += b->bytes;
+					batch_durable(&e, b);
 					store_counters(&e);
 					rc = pct_journal_set_progress(e.j, b->end_file, b->end_offset,
 												  e.j->info.done_bytes, false);
@@ -1189,10 +1208,7 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 		/* 5: the last batch's sync, then the journal says all is done */
 		transformer_wait(&tf);
 		if (syncer_wait(&sy) && rc == PCT_OK && (rc = e.err) == PCT_OK)
-		{
-			e.j->info.done_bytes += e.batches[n % 3].bytes;
-			pct_durable_step("batch data durable");
-		}
+			batch_durable(&e, &e.batches[n % 3]);
 	}
 	if (rc == PCT_OK)
 		rc = e.err;
@@ -1208,11 +1224,11 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 	}
 	if (rc == PCT_OK)
 	{
-		res->pages_rewritten = e.j->counters[0];
-		res->wal_pages_rewritten = e.j->counters[1];
-		res->lsns_replaced = e.j->counters[2];
-		res->checksum_failures = e.j->counters[3];
-		res->torn_sectors = e.j->counters[4];
+		res->pages_rewritten = e.j->counters[CNT_PAGES];
+		res->wal_pages_rewritten = e.j->counters[CNT_WAL_PAGES];
+		res->lsns_replaced = e.j->counters[CNT_LSNS];
+		res->checksum_failures = e.j->counters[CNT_CSFAIL];
+		res->torn_sectors = e.j->counters[CNT_TORN];
 		res->unlogged_next = e.j->info.unlogged_next;
 	}
 done:

@@ -78,7 +78,9 @@
 #define B_NZONES		16
 #define B_NSECTORS		20
 #define B_HAS_DATA		24
-#define B_FIXED			32
+#define B_COUNTS		32		/* 4 x u64: this batch's pages, WAL pages,
+								 * LSNs replaced, checksum failures */
+#define B_FIXED			64
 #define ZONE_SIZE		16		/* u32 file, u32 len, u64 offset */
 
 /* ---- the sector hash ---- */
@@ -540,6 +542,7 @@ pct_rc
 pct_journal_begin_batch(pct_journal *j, bool prev_unfinished,
 						const pct_jzone *zones, uint32_t nzones,
 						const uint64_t *hashes, uint32_t nsectors,
+						const uint64_t counts[PCT_BATCH_NCOUNTS],
 						const uint8_t *olddata, size_t datalen,
 						uint8_t *scratch)
 {
@@ -556,6 +559,8 @@ pct_journal_begin_batch(pct_journal *j, bool prev_unfinished,
 	pct_put_u32(p + B_NZONES, nzones);
 	pct_put_u32(p + B_NSECTORS, nsectors);
 	pct_put_u32(p + B_HAS_DATA, datalen > 0);
+	for (int i = 0; i < PCT_BATCH_NCOUNTS; i++)
+		pct_put_u64(p + B_COUNTS + 8 * i, counts[i]);
 	p += B_FIXED;
 	for (uint32_t i = 0; i < nzones; i++, p += ZONE_SIZE)
 	{
@@ -620,6 +625,8 @@ decode_batch(const pct_journal *j, const uint8_t *rec, uint32_t reclen,
 	memset(b, 0, sizeof(*b));
 	b->nzones = pct_get_u32(p + B_NZONES);
 	b->nsectors = pct_get_u32(p + B_NSECTORS);
+	for (int i = 0; i < PCT_BATCH_NCOUNTS; i++)
+		b->counts[i] = pct_get_u64(p + B_COUNTS + 8 * i);
 	if (b->nzones > reclen / ZONE_SIZE ||
 		pct_journal_record_size(b->nzones, b->nsectors, 0) > reclen)
 		return pct_fail(PCT_ERR_FORMAT, NULL, NULL,

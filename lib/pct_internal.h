@@ -68,8 +68,11 @@ typedef struct pct_jzone
 	uint64_t	offset;
 } pct_jzone;
 
-/* Running counts kept in the journal header (see pct_engine_result). */
+/* Counts kept in the journal header for the batches that are durable:
+ * pages, WAL pages, LSNs replaced, checksum failures, torn sectors (see
+ * pct_engine_result); each batch record keeps the first four of its own. */
 #define PCT_JOURNAL_NCOUNTERS 5
+#define PCT_BATCH_NCOUNTS	4
 
 typedef struct pct_journal
 {
@@ -100,6 +103,7 @@ typedef struct pct_jbatch
 	const uint8_t *hashes;		/* 2 * nsectors u64 LE: old, new */
 	const uint8_t *olddata;		/* journal mode: the zones' old bytes */
 	size_t		datalen;
+	uint64_t	counts[PCT_BATCH_NCOUNTS];	/* the batch's own counts */
 } pct_jbatch;
 
 pct_rc		pct_journal_create(const char *pgdata, const pct_journal_info *info,
@@ -121,6 +125,7 @@ uint32_t	pct_journal_record_size(uint32_t nzones, uint32_t nsectors,
 pct_rc		pct_journal_begin_batch(pct_journal *j, bool prev_unfinished,
 									const pct_jzone *zones, uint32_t nzones,
 									const uint64_t *hashes, uint32_t nsectors,
+									const uint64_t counts[PCT_BATCH_NCOUNTS],
 									const uint8_t *olddata, size_t datalen,
 									uint8_t *scratch);
 /* Durably record that everything before (file, offset) is done. */

@@ -699,6 +699,152 @@ sub release_lock
 	return;
 }
 
+# ---- whole clusters and raw bytes ----
+
+=pod
+
+=item copy_tree(FROM, TO)
+
+C<cp -a FROM TO> (TO must not exist); dies on failure.
+
+=cut
+
+sub copy_tree
+{
+	my ($from, $to) = @_;
+	croak "\"$to\" exists" if -e $to || -l $to;
+	system('cp', '-a', $from, $to) == 0
+	  or croak "cp -a \"$from\" \"$to\" failed: exit " . exit_status($?);
+	return;
+}
+
+=pod
+
+=item read_bytes(PATH, OFFSET, LEN), write_bytes(PATH, OFFSET, BYTES)
+
+Read LEN bytes at OFFSET (dies on a short read); overwrite bytes at OFFSET
+in place (the file keeps its inode).
+
+=item page_lsn(PATH, BLOCK)
+
+The pd_lsn of page BLOCK of a relation file as a 64-bit value (high word
+first on the page, each word little-endian).
+
+=cut
+
+sub read_bytes
+{
+	my ($path, $off, $len) = @_;
+	open(my $fh, '<:raw', $path) or croak "could not open \"$path\": $!";
+	sysseek($fh, $off, 0) or croak "could not seek in \"$path\": $!";
+	my $n = sysread($fh, my $b, $len);
+	croak "short read of \"$path\" at $off" unless defined $n && $n == $len;
+	close $fh;
+	return $b;
+}
+
+sub write_bytes
+{
+	my ($path, $off, $bytes) = @_;
+	open(my $fh, '+<:raw', $path) or croak "could not open \"$path\": $!";
+	sysseek($fh, $off, 0) or croak "could not seek in \"$path\": $!";
+	my $n = syswrite($fh, $bytes);
+	croak "short write of \"$path\" at $off"
+	  unless defined $n && $n == length $bytes;
+	close $fh or croak "could not write \"$path\": $!";
+	return;
+}
+
+sub page_lsn
+{
+	my ($path, $blk) = @_;
+	my ($hi, $lo) = unpack('V V', read_bytes($path, $blk * 8192, 8));
+	return $hi * 4294967296 + $lo;
+}
+
+=pod
+
+=item crc32c(BYTES)
+
+CRC-32C (Castagnoli) of BYTES, as PostgreSQL computes it.
+
+=item control_set_version(PGDATA, VERSION)
+
+Write VERSION into pg_control's version field and recompute the CRC of
+the version 1300 layout (bytes 0..287, CRC at 288), so that only the
+version is unusual.
+
+=cut
+
+my @crc32c_table;
+
+sub crc32c
+{
+	my ($bytes) = @_;
+	if (!@crc32c_table)
+	{
+		for my $b (0 .. 255)
+		{
+			my $c = $b;
+			$c = ($c & 1) ? (($c >> 1) ^ 0x82F63B78) : ($c >> 1) for 1 .. 8;
+			push @crc32c_table, $c;
+		}
+	}
+	my $crc = 0xFFFFFFFF;
+	$crc = $crc32c_table[ ($crc ^ $_) & 0xFF ] ^ ($crc >> 8)
+	  for unpack('C*', $bytes);
+	return $crc ^ 0xFFFFFFFF;
+}
+
+sub control_set_version
+{
+	my ($pgdata, $version) = @_;
+	my $file = "$pgdata/global/pg_control";
+	my $b = slurp_bytes($file);
+	croak "$file: not 8192 bytes" unless length($b) == 8192;
+	substr($b, 8, 4) = pack('V', $version);
+	substr($b, 288, 4) = pack('V', crc32c(substr($b, 0, 288)));
+	write_bytes($file, 0, $b);
+	return;
+}
+
+=pod
+
+=item remove_key_command(PGDATA)
+
+Remove every cluster_key_command line of postgresql.conf.
+
+=item config_has_key_command(PGDATA)
+
+Whether postgresql.conf or postgresql.auto.conf sets cluster_key_command.
+
+=cut
+
+sub remove_key_command
+{
+	my ($pgdata) = @_;
+	my $conf = "$pgdata/postgresql.conf";
+	my $text = PostgreSQL::Test::Utils::slurp_file($conf);
+	$text =~ s/^\s*cluster_key_command\s*=.*\n//mg;
+	open(my $fh, '>', $conf) or croak "could not write \"$conf\": $!";
+	print $fh $text or croak "could not write \"$conf\": $!";
+	close $fh or croak "could not write \"$conf\": $!";
+	return;
+}
+
+sub config_has_key_command
+{
+	my ($pgdata) = @_;
+	for my $f ('postgresql.conf', 'postgresql.auto.conf')
+	{
+		next unless -f "$pgdata/$f";
+		return 1
+		  if PostgreSQL::Test::Utils::slurp_file("$pgdata/$f") =~
+		  /^\s*cluster_key_command\s*=/m;
+	}
+	return 0;
+}
+
 =pod
 
 =back

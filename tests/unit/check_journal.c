@@ -63,7 +63,9 @@ record_batch2(pct_journal *j, bool prev_unfinished, uint32_t file,
 	uint64_t	h[4] = {seed, seed + 1, seed + 2, seed + 3};
 	uint8_t    *scratch = malloc(AREA);
 
-	ck_assert_int_eq(pct_journal_begin_batch(j, prev_unfinished, z, 1, h, 2, NULL, 0, scratch), PCT_OK);
+	uint64_t	counts[PCT_BATCH_NCOUNTS] = {seed, 0, 0, 0};
+
+	ck_assert_int_eq(pct_journal_begin_batch(j, prev_unfinished, z, 1, h, 2, counts, NULL, 0, scratch), PCT_OK);
 	free(scratch);
 }
 
@@ -77,7 +79,9 @@ record_batch(pct_journal *j, uint32_t file, uint64_t seed, const uint8_t *data,
 
 	for (int i = 0; i < 8; i++)
 		h[i] = seed + (uint64_t) i;
-	ck_assert_int_eq(pct_journal_begin_batch(j, false, z, 2, h, 4, data, datalen, scratch), PCT_OK);
+	uint64_t	counts[PCT_BATCH_NCOUNTS] = {7, 8, 9, 10};
+
+	ck_assert_int_eq(pct_journal_begin_batch(j, false, z, 2, h, 4, counts, data, datalen, scratch), PCT_OK);
 	free(scratch);
 }
 
@@ -113,6 +117,9 @@ START_TEST(round_trip_and_progress)
 	ck_assert_uint_eq(bb[0].zones[1].offset, 16384);
 	ck_assert_uint_eq(bb[0].nsectors, 4);
 	ck_assert_uint_eq(pct_get_u64(bb[0].hashes + 8 * 5), 105);
+	/* the batch's own counts travel with its record */
+	ck_assert_uint_eq(bb[0].counts[0], 7);
+	ck_assert_uint_eq(bb[0].counts[3], 10);
 	ck_assert_ptr_null(bb[0].olddata);
 	free(bb[0].zones);
 	ck_assert_int_eq(pct_journal_set_progress(j, 9, 8192, 777, true), PCT_OK);
@@ -301,6 +308,7 @@ START_TEST(two_unfinished_batches)
 	/* oldest first */
 	ck_assert_uint_eq(bb[0].zones[0].file, 2);
 	ck_assert_uint_eq(pct_get_u64(bb[0].hashes), 200);
+	ck_assert_uint_eq(bb[0].counts[0], 200);
 	ck_assert_uint_eq(bb[1].zones[0].file, 3);
 	free(bb[0].zones);
 	free(bb[1].zones);
