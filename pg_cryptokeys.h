@@ -682,6 +682,9 @@ void		pct_page_set_checksum(uint8_t *page, uint16_t sum);
 
 /* ---- WAL pages (walcipher.c): FORMAT section 4 ---- */
 
+/* xlp_magic (XLOG_PAGE_MAGIC) of a PostgreSQL major version, 13 to 16;
+ * 0 for any other. */
+uint16_t	pct_wal_magic(int major);
 /* Is this 8192-byte WAL page in use (xlp_magic equals magic)? */
 bool		pct_wal_page_in_use(const uint8_t *page, uint16_t magic);
 /* Length of the page header kept clear: 40 (XLP_LONG_HEADER) or 24. */

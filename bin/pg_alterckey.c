@@ -132,14 +132,7 @@ main(int argc, char **argv)
 				problems,
 				keylen;
 
-	tool_init(argv[0]);
-	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0))
-	{
-		usage();
-		exit(0);
-	}
-	if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0))
-		tool_version();
+	tool_start(argc, argv, usage);
 
 	while ((c = getopt_long(argc, argv, "D:rRt:NvV", long_options, NULL)) != -1)
 	{

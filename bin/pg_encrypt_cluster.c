@@ -140,23 +140,6 @@ interrupted(const char *cmd)
 	exit(1);
 }
 
-static uint16_t
-wal_magic_for(int major)
-{
-	switch (major)
-	{
-		case 13:
-			return 0xD106;
-		case 14:
-			return 0xD10D;
-		case 15:
-			return 0xD110;
-		case 16:
-			return 0xD113;
-	}
-	return 0;
-}
-
 static int
 method_for(const char *name)
 {
@@ -203,7 +186,7 @@ check_common(cluster *c, bool need_stopped_state)
 				   (unsigned) c->owner);
 		no_changes();
 	}
-	if (wal_magic_for(c->major) == 0)
+	if (pct_wal_magic(c->major) == 0)
 	{
 		tool_error(NULL, "PostgreSQL version %d is not supported", c->major);
 		no_changes();
@@ -482,7 +465,7 @@ do_encrypt(cluster *c, const char *cmd, int method, pct_resilience mode,
 	o.mode = mode;
 	o.jobs = jobs;
 	o.method = (uint32_t) method;
-	o.wal_magic = wal_magic_for(c->major);
+	o.wal_magic = pct_wal_magic(c->major);
 	o.progress = progress_cb;
 
 	if (!resume)
@@ -674,7 +657,7 @@ do_decrypt(cluster *c, const char *cmd_opt, pct_resilience mode, bool dry_run,
 			exit(1);
 		o.method = info.method;
 	}
-	o.wal_magic = wal_magic_for(c->major);
+	o.wal_magic = pct_wal_magic(c->major);
 	o.progress = progress_cb;
 	/* a generation 1 server never encrypted data: nothing to rewrite */
 	if (need_keys && ks->generation == PCT_GEN2)
@@ -746,14 +729,7 @@ main(int argc, char **argv)
 	pct_resilience mode = PCT_RESILIENCE_CHECKSUM;
 	cluster		c;
 
-	tool_init(argv[0]);
-	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0))
-	{
-		usage();
-		exit(0);
-	}
-	if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0))
-		tool_version();
+	tool_start(argc, argv, usage);
 	while ((ch = getopt_long(argc, argv, "D:c:K:Rt:j:PnNvV", long_options, NULL)) != -1)
 	{
 		switch (ch)

@@ -245,15 +245,8 @@ main(int argc, char **argv)
 	uint8_t    *kek;
 	pct_datakey *dk;
 
-	tool_init(argv[0]);
+	tool_start(argc, argv, usage);
 	pct_set_log(log_cb, NULL);
-	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0))
-	{
-		usage();
-		exit(0);
-	}
-	if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0))
-		tool_version();
 	while ((c = getopt_long(argc, argv, "D:c:Rt:qvV", long_options, NULL)) != -1)
 	{
 		switch (c)

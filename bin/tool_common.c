@@ -59,6 +59,19 @@ tool_init(const char *argv0)
 }
 
 void
+tool_start(int argc, char **argv, void (*usage) (void))
+{
+	tool_init(argv[0]);
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0))
+	{
+		usage();
+		exit(0);
+	}
+	if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0))
+		tool_version();
+}
+
+void
 tool_error(const char *hint, const char *fmt,...)
 {
 	char		msg[2048];

@@ -13,6 +13,9 @@ extern int	tool_verbose;
 
 /* Set progname from argv[0] and route library messages to stderr. */
 void		tool_init(const char *argv0);
+/* tool_init(), then answer --help/-? (usage(), exit 0) and --version/-V
+ * given as the first argument, as PostgreSQL's tools do. */
+void		tool_start(int argc, char **argv, void (*usage) (void));
 /* Print "Try "prog --help" for more information." and exit(1). */
 void		tool_usage_error(const char *fmt,...)
 			__attribute__((format(printf, 1, 2), noreturn));

@@ -99,3 +99,20 @@ pct_wal_crypt_page(pct_cipher *c, uint8_t *page, uint16_t magic,
 	memcpy(page + start, saved, hdr - start);
 	return rc;
 }
+
+uint16_t
+pct_wal_magic(int major)
+{
+	switch (major)
+	{
+		case 13:
+			return 0xD106;
+		case 14:
+			return 0xD10D;
+		case 15:
+			return PCT_WAL_MAGIC_PG15;
+		case 16:
+			return 0xD113;
+	}
+	return 0;
+}

@@ -268,23 +268,6 @@ violation(const char *fmt,...)
 	putchar('\n');
 }
 
-static uint16_t
-wal_magic_for(int major)
-{
-	switch (major)
-	{
-		case 13:
-			return 0xD106;
-		case 14:
-			return 0xD10D;
-		case 15:
-			return 0xD110;
-		case 16:
-			return 0xD113;
-	}
-	return 0;
-}
-
 /* PG_VERSION, pg_control and the file map of a data directory, as the
  * tools build them. */
 typedef struct cluster_info
@@ -984,7 +967,7 @@ enc_wal_page(enc_state *s, const char *rel, const uint8_t *o, const uint8_t *e,
 	int			hdr,
 				eq;
 
-	if (!pct_wal_page_in_use(o, wal_magic_for(s->ci->major)))
+	if (!pct_wal_page_in_use(o, pct_wal_magic(s->ci->major)))
 	{
 		s->wal_unused++;
 		if (memcmp(o, e, PAGE) != 0)

@@ -375,12 +375,26 @@ START_TEST(iv_from_header)
 }
 END_TEST
 
+START_TEST(magic_per_version)
+{
+	/* PostgreSQL 15's XLOG_PAGE_MAGIC (access/xlog_internal.h) */
+	ck_assert_uint_eq(pct_wal_magic(15), 0xD110);
+	ck_assert_uint_eq(pct_wal_magic(15), PCT_WAL_MAGIC_PG15);
+	ck_assert_uint_eq(pct_wal_magic(13), 0xD106);
+	ck_assert_uint_eq(pct_wal_magic(16), 0xD113);
+	/* other versions are not supported */
+	ck_assert_uint_eq(pct_wal_magic(12), 0);
+	ck_assert_uint_eq(pct_wal_magic(17), 0);
+}
+END_TEST
+
 static Suite *
 walcipher_suite(void)
 {
 	Suite	   *s = suite_create("walcipher");
 	TCase	   *tc = tcase_create("wal");
 
+	tcase_add_test(tc, magic_per_version);
 	tcase_add_test(tc, in_use_and_header_len);
 	tcase_add_test(tc, iv_layout);
 	tcase_add_loop_test(tc, known_answer, 0, 3);
