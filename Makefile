@@ -53,7 +53,7 @@ UNIT_BIN = $(UNIT_SRC:%.c=$(O)%)
 UNIT_HELPERS = $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
 TEST_TOOLS = $(patsubst %.c,$(O)%,$(wildcard tests/tools/*.c))
 
-SAMPLES	 = $(wildcard share/*)
+SAMPLES	 = $(filter-out share/README,$(wildcard share/*))
 MANPAGES = $(TOOLS:%=man/man1/%.1)
 
 TEST_USER ?= pgcrypttools
@@ -162,10 +162,11 @@ install: all
 	install -m 0755 $(TOOL_BIN) $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(MANPAGES) $(DESTDIR)$(MANDIR)/man1/
 	install -m 0755 $(SAMPLES) $(DESTDIR)$(SHAREDIR)/
+	install -m 0644 share/README $(DESTDIR)$(SHAREDIR)/
 
 uninstall:
 	rm -f $(TOOLS:%=$(DESTDIR)$(BINDIR)/%) $(TOOLS:%=$(DESTDIR)$(MANDIR)/man1/%.1)
-	rm -f $(SAMPLES:share/%=$(DESTDIR)$(SHAREDIR)/%)
+	rm -f $(SAMPLES:share/%=$(DESTDIR)$(SHAREDIR)/%) $(DESTDIR)$(SHAREDIR)/README
 	-rmdir $(DESTDIR)$(SHAREDIR)
 
 clean:
