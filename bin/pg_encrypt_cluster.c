@@ -412,6 +412,25 @@ do_encrypt(cluster *c, const char *cmd, int method, pct_resilience mode,
 	{
 		if (c->ctl->version == PCT_CONTROL_VERSION_ENCRYPTED)
 		{
+			pct_lock_status ls;
+			pid_t		pid;
+
+			/*
+			 * Only live/ and a lock left by a dead process: an encryption
+			 * (or a key change) that finished all but removing its lock.
+			 */
+			if (state == PCT_KD_LIVE &&
+				pct_lock_inspect(c->pgdata, &ls, &pid) == PCT_OK &&
+				ls == PCT_LOCK_STALE)
+			{
+				if (dry_run)
+					return 0;
+				take_lock(c, true);
+				if (pct_lock_release(&c->lock) != PCT_OK)
+					exit(1);
+				printf("finished interrupted encryption\n");
+				return 0;
+			}
 			tool_error(NULL, "cluster is already encrypted");
 			no_changes();
 		}
@@ -642,7 +661,12 @@ do_decrypt(cluster *c, const char *cmd_opt, pct_resilience mode, bool dry_run,
 		report_plan(c, true, mode);
 		return 0;
 	}
-	take_lock(c, journal);
+	/*
+	 * A stale lock here is either this operation's (journal) or one left
+	 * with only live/ in place (an operation that had finished, or had not
+	 * begun): safe to take over.
+	 */
+	take_lock(c, true);
 
 	memset(&o, 0, sizeof(o));
 	o.op = PCT_OP_DECRYPT;
