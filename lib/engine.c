@@ -430,7 +430,7 @@ area_size(pct_resilience mode)
 uint64_t
 pct_engine_journal_space(pct_resilience mode)
 {
-	return 2 * 4096 + 2 * (uint64_t) area_size(mode);
+	return 2 * 4096 + PCT_JOURNAL_AREAS * (uint64_t) area_size(mode);
 }
 
 /* Open a file to rewrite and check it is still what the map says. */

@@ -10,13 +10,15 @@
  *	[4096, 8192)	header slot 1
  *	[8192, +A)		batch record area 0
  *	[8192+A, +A)	batch record area 1
+ *	[8192+2A, +A)	batch record area 2
  * Header number h is written to slot h % 2 and batch number b to area
- * b % 2, so a torn write can only damage the slot or area being written,
+ * b % 3, so a torn write can only damage the slot or area being written,
  * never the newest valid one.  A reader takes the valid header (magic,
  * version, hash) with the highest number.  It names up to two unfinished
  * batches, b and b - 1 (the engine writes batch b while b - 1 is still
- * being synced); batch b + 1 is recorded, over b - 1's area, only once
- * b - 1 is durable.  The newest record must match the hash the header
+ * being synced).  Three areas, not two: the header on disk may still
+ * name b - 1 as unfinished while b + 1 is being recorded, so b + 1 must not
+ * land in b - 1's area; it takes b - 2's, which no durable header names.  The newest record must match the hash the header
  * holds, or that batch never began: its data is written only after header
  * and record are durable.  The older one was durable before the newer was
  * recorded, so a mismatch there is damage.  The header also keeps the
@@ -374,7 +376,7 @@ pct_journal_create(const char *pgdata, const pct_journal_info *info,
 	}
 	j->info = *info;
 	j->area_size = area_size;
-	err = posix_fallocate(j->fd, 0, (off_t) 2 * SLOT_SIZE + 2 * (off_t) area_size);
+	err = posix_fallocate(j->fd, 0, (off_t) 2 * SLOT_SIZE + PCT_JOURNAL_AREAS * (off_t) area_size);
 	if (err != 0)
 	{
 		errno = err;
@@ -443,7 +445,7 @@ read_best_header(pct_journal *j)
 static off_t
 area_offset(const pct_journal *j, uint64_t batch_seq)
 {
-	return (off_t) 2 * SLOT_SIZE + (off_t) (batch_seq % 2) * j->area_size;
+	return (off_t) 2 * SLOT_SIZE + (off_t) (batch_seq % PCT_JOURNAL_AREAS) * j->area_size;
 }
 
 /* Read batch record number seq and check it; PCT_ERR_FORMAT (unreported)

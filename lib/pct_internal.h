@@ -72,6 +72,8 @@ typedef struct pct_jzone
  * pages, WAL pages, LSNs replaced, checksum failures, torn sectors (see
  * pct_engine_result); each batch record keeps the first four of its own. */
 #define PCT_JOURNAL_NCOUNTERS 5
+/* Batch record areas of the journal (batch b uses area b % 3). */
+#define PCT_JOURNAL_AREAS	3
 #define PCT_BATCH_NCOUNTS	4
 
 typedef struct pct_journal

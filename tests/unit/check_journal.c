@@ -215,7 +215,7 @@ START_TEST(torn_record_means_not_begun)
 	bseq = j->batch_seq;
 	pct_journal_close(j);
 	/* the record of the newest batch is damaged: it never began */
-	corrupt(2 * 4096 + (off_t) (bseq % 2) * AREA + 40, 8);
+	corrupt(2 * 4096 + (off_t) (bseq % PCT_JOURNAL_AREAS) * AREA + 40, 8);
 	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
 	ck_assert_int_eq(pct_journal_get_batches(j, bb, &nb), PCT_OK);
 	ck_assert_int_eq(nb, 0);
@@ -279,8 +279,8 @@ START_TEST(space_is_preallocated)
 	ck_assert_int_eq(pct_journal_create(pgdata, &in, AREA, 0640, &j), PCT_OK);
 	pct_journal_close(j);
 	ck_assert_int_eq(stat(jpath, &st), 0);
-	ck_assert_int_eq(st.st_size, 2 * 4096 + 2 * AREA);
-	ck_assert_int_ge((long long) st.st_blocks * 512, 2 * 4096 + 2 * AREA);
+	ck_assert_int_eq(st.st_size, 2 * 4096 + PCT_JOURNAL_AREAS * AREA);
+	ck_assert_int_ge((long long) st.st_blocks * 512, 2 * 4096 + PCT_JOURNAL_AREAS * AREA);
 	/* a second create refuses to overwrite */
 	ck_assert_int_eq(pct_journal_create(pgdata, &in, AREA, 0600, &j), PCT_ERR_SYS);
 }
@@ -313,8 +313,17 @@ START_TEST(two_unfinished_batches)
 	free(bb[0].zones);
 	free(bb[1].zones);
 	pct_journal_close(j);
+	/* a kill while the next batch's record was half written: it goes to
+	 * the area of batch bseq - 2, which the header no longer names */
+	corrupt(2 * 4096 + (off_t) ((bseq + 1) % PCT_JOURNAL_AREAS) * AREA + 40, 8);
+	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
+	ck_assert_int_eq(pct_journal_get_batches(j, bb, &nb), PCT_OK);
+	ck_assert_int_eq(nb, 2);
+	free(bb[0].zones);
+	free(bb[1].zones);
+	pct_journal_close(j);
 	/* the newest record torn: only the older remains, it never began */
-	corrupt(2 * 4096 + (off_t) (bseq % 2) * AREA + 40, 8);
+	corrupt(2 * 4096 + (off_t) (bseq % PCT_JOURNAL_AREAS) * AREA + 40, 8);
 	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
 	ck_assert_int_eq(pct_journal_get_batches(j, bb, &nb), PCT_OK);
 	ck_assert_int_eq(nb, 1);
@@ -322,7 +331,7 @@ START_TEST(two_unfinished_batches)
 	free(bb[0].zones);
 	pct_journal_close(j);
 	/* the older record damaged: that is damage, refused */
-	corrupt(2 * 4096 + (off_t) ((bseq - 1) % 2) * AREA + 40, 8);
+	corrupt(2 * 4096 + (off_t) ((bseq - 1) % PCT_JOURNAL_AREAS) * AREA + 40, 8);
 	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_ERR_FORMAT);
 	ck_assert_ptr_nonnull(strstr(unit_last_error(), "does not verify"));
 }
