@@ -22,22 +22,23 @@
 #     with a message naming the command to rerun (encryption: so are other
 #     options), the stock server refuses to start, and none of these
 #     changes pg_cryptokeys, pg_control or the configuration.
-#  3. PCT_FAULT_STEP=N for every step N in 1..50, 20 random later steps
-#     (seeded: the seed is printed, PCT_TEST_SEED repeats a run), every step
-#     after the data (the final steps, which both modes share: in checksum
-#     mode) and K+1, on a fresh copy: exit 75
-#     (0 for K+1); meanwhile the lock file is there (until the last step)
-#     and pg_control is 1400 once data may have changed (until decryption's
-#     data is complete); the same command rerun exits 0; encryption's result
-#     passes compare-encrypted and iv-audit (every fourth run and the four
-#     below) and is decrypted; then compare-decrypted with ORIG passes.  Four results per direction and
-#     mode are also started with the stock server: pg_dump of both
-#     databases equals the one before, pg_amcheck (bt_index_check with
-#     heapallindexed on every btree index, verify_heapam on every table)
-#     finds nothing, and index scans of the GiST and unlogged indexes
-#     return what they did before.
+#  3. PCT_FAULT_STEP=N, on a fresh copy, for every step N in 1..50, 20
+#     random later steps (seeded: the seed is printed, PCT_TEST_SEED repeats
+#     a run), the final steps (after the last batch's data: the same in both
+#     modes, so in checksum mode only) and K+1: exit 75 (0 for K+1);
+#     meanwhile the lock file is there (until the last step) and pg_control
+#     is 1400 once data may have changed (until decryption's data is
+#     complete); the same command rerun exits 0; encryption's result passes
+#     compare-encrypted and iv-audit (every fourth run, and the four below)
+#     and is decrypted; then compare-decrypted with ORIG passes.  Four
+#     results per direction and mode (the first batch's data durable, an
+#     early and a later random step, data complete) are also started with
+#     the stock server: pg_dump of both databases equals the one before,
+#     pg_amcheck (bt_index_check with heapallindexed on every btree index,
+#     verify_heapam on every table) finds nothing, and index scans of the
+#     GiST and the unlogged index answer as before.
 #  4. kill -9 at random moments: per direction 20 runs (the modes
-#     alternating) with PCT_STEP_DELAY_MS=5 and one left to finish, all 21
+#     alternating) with PCT_STEP_DELAY_MS=5, and one left to finish, all
 #     started together, each killed after a random time within the
 #     estimated duration of a run; the same checks as in 3 after the rerun
 #     (with PCT_BATCH_KB=64).
@@ -63,7 +64,9 @@
 # The runs of sections 3 and 4 are independent of each other: forked
 # workers (PCT_TEST_JOBS of them, default 2) carry them out on copies of
 # their own and record what they saw; every assertion is made here, in
-# order, from those records.
+# order, from those records.  The time of each section is noted (wall and
+# CPU): most of it goes to copying, rewriting and comparing the 53 MB
+# cluster, some 350 times each.
 
 use strict;
 use warnings;
@@ -105,7 +108,6 @@ my $DELAY_MS = 5;
 my $NWORKERS = $ENV{PCT_TEST_JOBS} // 2;
 my $FIRST_STEPS = 50;
 my $RANDOM_STEPS = 20;
-my $SERVER_CHECKS = 4;
 my $KILLS = 20;
 my %OP = (encrypt => 1, decrypt => 2);	# pct_op in journal-show
 my %OPNAME = (encrypt => 'encryption', decrypt => 'decryption');
@@ -133,43 +135,55 @@ my %BASE = (encrypt => $ORIG, decrypt => $ENC);
 
 # ---- helpers ----
 
-# Run CMD (an array ref) with stdin from /dev/null, stdout and stderr to
-# files, %env added to the environment (undef: removed), killed by SIGALRM
-# after the default timeout.  Returns (exit status, stdout, stderr) as
-# PctTest::run_cmd does, at a fraction of IPC::Run's cost: this test runs
-# some 3000 commands, many of them in forked workers.
-sub run
+# Start CMD (an array ref) with stdin from /dev/null, stdout and stderr to
+# the files $f.out and $f.err, %env added to the environment (undef:
+# removed), killed by SIGALRM after the default timeout.  Returns the PID.
+sub spawn
 {
-	my ($cmd, %env) = @_;
-	my $f = "$tmp/cmd.$$";
+	my ($cmd, $f, %env) = @_;
 	my $pid = fork();
 	die "fork failed: $!" unless defined $pid;
-	if ($pid == 0)
+	return $pid if $pid;
+	open(my $in, '<', '/dev/null') or POSIX::_exit(126);
+	open(my $out, '>', "$f.out") or POSIX::_exit(126);
+	open(my $err, '>', "$f.err") or POSIX::_exit(126);
+	POSIX::dup2(fileno($in), 0);
+	POSIX::dup2(fileno($out), 1);
+	POSIX::dup2(fileno($err), 2);
+	while (my ($k, $v) = each %env)
 	{
-		open(my $in, '<', '/dev/null') or POSIX::_exit(126);
-		open(my $out, '>', "$f.out") or POSIX::_exit(126);
-		open(my $err, '>', "$f.err") or POSIX::_exit(126);
-		POSIX::dup2(fileno($in), 0);
-		POSIX::dup2(fileno($out), 1);
-		POSIX::dup2(fileno($err), 2);
-		while (my ($k, $v) = each %env)
-		{
-			if (defined $v) { $ENV{$k} = $v; }
-			else { delete $ENV{$k}; }
-		}
-		alarm($PostgreSQL::Test::Utils::timeout_default);
-		{
-			no warnings 'exec';
-			exec { $cmd->[0] } @$cmd;
-		}
-		POSIX::write(2, "could not run $cmd->[0]: $!\n", length("could not run $cmd->[0]: $!\n"));
-		POSIX::_exit(127);
+		if (defined $v) { $ENV{$k} = $v; }
+		else { delete $ENV{$k}; }
 	}
+	alarm($PostgreSQL::Test::Utils::timeout_default);
+	{
+		no warnings 'exec';
+		exec { $cmd->[0] } @$cmd;
+	}
+	my $msg = "could not run $cmd->[0]: $!\n";
+	POSIX::write(2, $msg, length($msg));
+	POSIX::_exit(127);
+}
+
+# Wait for a spawned command.  Returns (exit status, stdout, stderr).
+sub reap
+{
+	my ($pid, $f) = @_;
 	waitpid($pid, 0) == $pid or die "waitpid failed: $!";
 	my $rc = PctTest::exit_status($?);
 	my @r = ($rc, PctTest::slurp_bytes("$f.out"), PctTest::slurp_bytes("$f.err"));
 	unlink("$f.out", "$f.err");
 	return @r;
+}
+
+# Run CMD and wait: (exit status, stdout, stderr) as PctTest::run_cmd
+# returns them, at a fraction of IPC::Run's cost (this test runs some 3000
+# commands, most of them in forked workers).
+sub run
+{
+	my ($cmd, %env) = @_;
+	my $f = "$tmp/cmd.$$";
+	return reap(spawn($cmd, $f, %env), $f);
 }
 
 sub tool_cmd
@@ -188,12 +202,81 @@ sub tool
 	return run(tool_cmd($dir, $mode, $pgdata), PCT_BATCH_KB => $BATCH_KB, %env);
 }
 
+# Make $to a copy of the data directory $from: cp -a the first time; then
+# in place, which is several times faster than removing and copying again
+# (no files and pages to free and allocate): every file of $from is
+# written over its namesake (truncated to its size), modes are set, and
+# whatever $from does not have is removed.  Timestamps and inode numbers
+# are not kept; no tool or check looks at them.
 sub fresh_copy
 {
 	my ($from, $to) = @_;
-	system('rm', '-rf', $to);
-	die "could not remove \"$to\"" if -e $to;
-	system('cp', '-a', $from, $to) == 0 or die "cp -a \"$from\" \"$to\" failed";
+	if (!-d $to)
+	{
+		system('cp', '-a', $from, $to) == 0
+		  or die "cp -a \"$from\" \"$to\" failed";
+		return;
+	}
+	my %want;
+	File::Find::find(
+		{
+			no_chdir => 1,
+			wanted => sub {
+				my $rel = substr($File::Find::name, length($from));
+				my ($s, $d) = ($File::Find::name, "$to$rel");
+				my @st = lstat($s) or die "lstat \"$s\": $!";
+				$want{$rel} = 1;
+				if (-l _)
+				{
+					my $target = readlink($s);
+					if (!-l $d || readlink($d) ne $target)
+					{
+						rmtree($d) if -d $d && !-l $d;
+						unlink($d);
+						symlink($target, $d) or die "symlink \"$d\": $!";
+					}
+					return;
+				}
+				if (-d _)
+				{
+					unlink($d) if -e $d && !-d $d || -l $d;
+					mkdir($d) unless -d $d;
+				}
+				else
+				{
+					rmtree($d) if -d $d && !-l $d;
+					unlink($d) if -l $d;
+					open(my $in, '<:raw', $s) or die "open \"$s\": $!";
+					open(my $out, (-e $d ? '+<:raw' : '>:raw'), $d)
+					  or die "open \"$d\": $!";
+					my $buf;
+					while (my $n = sysread($in, $buf, 1 << 20))
+					{
+						syswrite($out, $buf) == $n or die "write \"$d\": $!";
+					}
+					truncate($out, $st[7]) or die "truncate \"$d\": $!";
+					close($out) or die "close \"$d\": $!";
+					close($in);
+				}
+				chmod($st[2] & 07777, $d) or die "chmod \"$d\": $!";
+			}
+		},
+		$from);
+	my @extra;
+	File::Find::finddepth(
+		{
+			no_chdir => 1,
+			wanted => sub {
+				push @extra, $File::Find::name
+				  unless $want{ substr($File::Find::name, length($to)) };
+			}
+		},
+		$to);
+	for my $e (@extra)
+	{
+		if (-d $e && !-l $e) { rmdir($e) or rmtree($e); }
+		else { unlink($e) or die "unlink \"$e\": $!"; }
+	}
 	return;
 }
 
@@ -452,7 +535,8 @@ my $bulk_path = $node->safe_psql('postgres', "SELECT pg_relation_filepath('bulk'
 	'SELECT count(*), sum(length(t)) FROM ul WHERE i BETWEEN 200 AND 1500',
 	"SELECT bt_index_check('ul_pkey', true)");
 like(
-	$node->safe_psql('postgres', join(";\n", @PROBE[ 0, 1 ], "EXPLAIN $PROBE[2]", "EXPLAIN $PROBE[3]")),
+	$node->safe_psql('postgres',
+		join(";\n", @PROBE[ 0, 1 ], "EXPLAIN $PROBE[2]", "EXPLAIN $PROBE[3]")),
 	qr/Index Scan using pts_gist.*Index Scan using ul_pkey/s,
 	'the probe scans the GiST and the unlogged index');
 
@@ -631,8 +715,10 @@ for my $dir (@DIRS)
 		my $logtext = -e $log ? PostgreSQL::Test::Utils::slurp_file($log) : '';
 		# (decryption: the configuration's cluster_key_command stops it
 		# even before pg_control is read)
-		like($logtext,
-			qr/database files are incompatible with server|unrecognized configuration parameter "cluster_key_command"/,
+		like(
+			$logtext,
+			qr/database\ files\ are\ incompatible\ with\ server
+			  |unrecognized\ configuration\ parameter\ "cluster_key_command"/x,
 			"$name: ... because of pg_control or the configuration")
 		  or diag($logtext);
 
@@ -807,131 +893,165 @@ sub assert_fault_result
 	return;
 }
 
-for my $dir (@DIRS)
+sub fault_phase
 {
-	for my $mode (@MODES)
+	my ($dir, $mode) = @_;
+	my $c = "$dir/$mode";
+	my $st = $steps{$c};
+	my $k = $st->{k};
+	# The final steps: everything after the last batch's data (the same
+	# in both modes: checksum mode only), and K+1.
+	my @final = (
+		$mode eq 'checksum' ? ($st->{data}[-1] + 1 .. $k) : (),
+		$k + 1);
+	my %have = map { $_ => 1 } 1 .. $FIRST_STEPS, @final;
+	my @pool = grep { !$have{$_} } $FIRST_STEPS + 1 .. $k;
+	my @random;
+	while (@random < $RANDOM_STEPS && @pool)
 	{
-		my $c = "$dir/$mode";
-		my $st = $steps{$c};
-		my $k = $st->{k};
-		# The final steps: everything after the last batch's data (the same
-		# in both modes: checksum mode only), and K+1.
-		my @final = (
-			$mode eq 'checksum' ? ($st->{data}[-1] + 1 .. $k) : (),
-			$k + 1);
-		my %have = map { $_ => 1 } 1 .. $FIRST_STEPS, @final;
-		my @pool = grep { !$have{$_} } $FIRST_STEPS + 1 .. $k;
-		my @random;
-		while (@random < $RANDOM_STEPS && @pool)
-		{
-			push @random, splice(@pool, int(rand(@pool)), 1);
-		}
-		@random = sort { $a <=> $b } @random;
-		note("$c: random later steps: @random; final steps: @final");
-		my @ns = (1 .. $FIRST_STEPS, @random, @final);
-
-		# the stock server on: the first data written, a random step
-		# among the first ones, a random later one, data complete
-		my @early = grep { $_ > $st->{data}[0] } 1 .. $FIRST_STEPS;
-		my %server = map { $_ => 1 } $st->{data}[0],
-		  $early[ int(rand(@early)) ], $random[ int(rand(@random)) ],
-		  $st->{complete};
-		# compare-encrypted and iv-audit: on every fourth run and those
-		my @jobs = map {
-			{
-				dir => $dir,
-				mode => $mode,
-				n => $ns[$_],
-				full => ($_ % 4 == 0 || $server{ $ns[$_] }) ? 1 : 0,
-				server => $server{ $ns[$_] } ? 1 : 0,
-			}
-		} 0 .. $#ns;
-		my @res = run_parallel(\@jobs, \&fault_job);
-		assert_fault_result($jobs[$_], $res[$_]) for 0 .. $#jobs;
-		my @sum = (0) x 5;
-		for my $r (@res)
-		{
-			$sum[$_] += $r->{times}[$_] // 0 for 0 .. 4;
-		}
-		note(sprintf("$c: time per run in a worker: copy %.2f s, stopped run %.2f s, "
-				  . "state %.2f s, rerun %.2f s, checks %.2f s",
-				map { $_ / @res } @sum));
-		timing("$c: " . scalar(@jobs) . ' stop-and-rerun runs, '
-			  . scalar(keys %server) . ' with the stock server');
-
+		push @random, splice(@pool, int(rand(@pool)), 1);
 	}
+	@random = sort { $a <=> $b } @random;
+	note("$c: random later steps: @random; final steps: @final");
+	my @ns = (1 .. $FIRST_STEPS, @random, @final);
+
+	# the stock server on: the first data written, a random step
+	# among the first ones, a random later one, data complete
+	my @early = grep { $_ > $st->{data}[0] } 1 .. $FIRST_STEPS;
+	my %server = map { $_ => 1 } $st->{data}[0],
+	  $early[ int(rand(@early)) ], $random[ int(rand(@random)) ],
+	  $st->{complete};
+	# compare-encrypted and iv-audit: on every fourth run and those
+	my @jobs = map {
+		{
+			dir => $dir,
+			mode => $mode,
+			n => $ns[$_],
+			full => ($_ % 4 == 0 || $server{ $ns[$_] }) ? 1 : 0,
+			server => $server{ $ns[$_] } ? 1 : 0,
+		}
+	} 0 .. $#ns;
+	my @res = run_parallel(\@jobs, \&fault_job);
+	assert_fault_result($jobs[$_], $res[$_]) for 0 .. $#jobs;
+	my @sum = (0) x 5;
+	for my $r (@res)
+	{
+		$sum[$_] += $r->{times}[$_] // 0 for 0 .. 4;
+	}
+	note(sprintf("$c: time per run in a worker: copy %.2f s, stopped run %.2f s, "
+			  . "state %.2f s, rerun %.2f s, checks %.2f s",
+			map { $_ / @res } @sum));
+	timing("$c: " . scalar(@jobs) . ' stop-and-rerun runs, '
+		  . scalar(keys %server) . ' with the stock server');
+	return;
 }
 
 # ---- 4. kill -9 at random moments ----
 
-# Per direction KILLS + 1 runs on copies of their own, all started at once;
-# each but the last is killed after a random time within the estimated
-# duration of a run (a run sleeps $DELAY_MS after each of its K steps).
-# Then the checks, in the workers.
-for my $kdir (@DIRS)
+# Per direction KILLS + 1 runs on copies of their own (PCT_BATCH_KB=64,
+# PCT_STEP_DELAY_MS), all started at once by a forked driver; each but the
+# last is killed after a random time within the estimated duration of a
+# run (a run sleeps $DELAY_MS after each of its K steps; the estimate is
+# stretched by 20% as the runs slow each other down).  Then the checks, in
+# the workers.
+sub start_kills
 {
-	my (@jobs, %duration);
-	for my $dir ($kdir)
-	{
-		$duration{$dir} =
-		  $steps{"$dir/checksum"}{k} * $DELAY_MS / 1000 + $base_time{$dir};
-		push @jobs, map {
-			{
-				dir => $dir,
-				mode => $MODES[ $_ % 2 ],
-				i => $_,
-				delay => $_ < $KILLS ? rand($duration{$dir}) : undef,
-				pg => "$tmp/kill-$dir-$_",
-			}
-		} 0 .. $KILLS;
-	}
-
+	my ($dir) = @_;
+	my $duration =
+	  1.2 * ($steps{"$dir/checksum"}{k} * $DELAY_MS / 1000 + $base_time{$dir});
+	my @jobs = map {
+		{
+			dir => $dir,
+			mode => $MODES[ $_ % 2 ],
+			i => $_,
+			delay => $_ < $KILLS ? rand($duration) : undef,
+			pg => "$tmp/kill-$_",
+			f => "$tmp/kill-$_",
+		}
+	} 0 .. $KILLS;
 	my @copies = run_parallel(\@jobs,
 		sub { fresh_copy($BASE{ $_[0]->{dir} }, $_[0]->{pg}); return {}; });
 	is(join("\n", map { $_->{error} // () } @copies),
-		'', "kill -9 ($kdir): fresh copies made");
+		'', "kill -9 ($dir): fresh copies made");
+	my $file = "$tmp/kills-$dir.json";
+	my $pid = fork();
+	die "fork failed: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		my $t0 = Time::HiRes::time();
+		for my $job (@jobs)
+		{
+			$job->{pid} = spawn(tool_cmd($dir, $job->{mode}, $job->{pg}),
+				$job->{f}, PCT_BATCH_KB => $BATCH_KB,
+				PCT_STEP_DELAY_MS => $DELAY_MS);
+			$job->{start} = Time::HiRes::time();
+		}
+		for my $job (sort { $a->{start} + $a->{delay} <=> $b->{start} + $b->{delay} }
+			grep { defined $_->{delay} } @jobs)
+		{
+			my $wait = $job->{start} + $job->{delay} - Time::HiRes::time();
+			Time::HiRes::sleep($wait) if $wait > 0;
+			kill('KILL', $job->{pid});
+		}
+		my @r;
+		for my $job (@jobs)
+		{
+			my ($rc, $out, $err) = reap($job->{pid}, $job->{f});
+			push @r, { krc => $rc, kerr => $err, end => Time::HiRes::time() - $t0 };
+		}
+		save($file, JSON::PP->new->encode(\@r));
+		# no END blocks in a child: they belong to the test
+		POSIX::_exit(0);
+	}
+	return {
+		dir => $dir,
+		pid => $pid,
+		jobs => \@jobs,
+		file => $file,
+		duration => $duration
+	};
+}
 
-	my $t0 = Time::HiRes::time();
-	for my $job (@jobs)
+sub finish_kills
+{
+	my ($k) = @_;
+	waitpid($k->{pid}, 0);
+	my $r =
+	  -e $k->{file}
+	  ? JSON::PP->new->decode(PostgreSQL::Test::Utils::slurp_file($k->{file}))
+	  : [];
+	for my $i (0 .. $#{ $k->{jobs} })
 	{
-		($job->{h}, $job->{pid}) = PctTest::start_cmd(
-			tool_cmd($job->{dir}, $job->{mode}, $job->{pg}),
-			env => { PCT_BATCH_KB => $BATCH_KB, PCT_STEP_DELAY_MS => $DELAY_MS });
-		$job->{start} = Time::HiRes::time();
+		my $job = $k->{jobs}[$i];
+		$job->{krc} = $r->[$i]{krc} // -1;
+		$job->{kerr} = $r->[$i]{kerr} // 'the kill driver recorded nothing';
+		$job->{end} = $r->[$i]{end} // 0;
 	}
-	for my $job (sort { $a->{start} + $a->{delay} <=> $b->{start} + $b->{delay} }
-		grep { defined $_->{delay} } @jobs)
-	{
-		my $wait = $job->{start} + $job->{delay} - Time::HiRes::time();
-		Time::HiRes::sleep($wait) if $wait > 0;
-		kill('KILL', $job->{pid});
-	}
-	for my $job (@jobs)
-	{
-		@$job{qw(krc kout kerr)} = PctTest::finish_cmd($job->{h});
-		delete $job->{h};
-	}
-	note(sprintf('kill -9 (%s): estimated duration of a run %.2f s; '
-			  . 'the %d runs together took %.2f s',
-			$kdir, $duration{$kdir}, scalar(@jobs), Time::HiRes::time() - $t0));
+	note(sprintf('kill -9 (%s): kills within %.2f s of the start; the run left to finish took %.2f s',
+			$k->{dir}, $k->{duration}, $k->{jobs}[-1]{end}));
+	return;
+}
 
+sub check_kills
+{
+	my ($k) = @_;
+	my $dir = $k->{dir};
+	my @jobs = @{ $k->{jobs} };
 	my @res = run_parallel(
 		\@jobs,
 		sub {
 			my ($job) = @_;
 			my %r = (state => cluster_state($job->{pg}));
-			@r{qw(rrc rout rerr)} = tool($job->{dir}, $job->{mode}, $job->{pg})
+			@r{qw(rrc rout rerr)} = tool($dir, $job->{mode}, $job->{pg})
 			  if $job->{krc} != 0;
 			$r{after} = cluster_state($job->{pg});
-			finish_checks(\%r, $job->{dir}, $job->{pg});
-			rmtree($job->{pg});
+			finish_checks(\%r, $dir, $job->{pg});
 			return \%r;
 		});
 	my %outcome;
 	for my $i (0 .. $#jobs)
 	{
 		my ($job, $r) = ($jobs[$i], $res[$i]);
-		my $dir = $job->{dir};
 		my $name =
 		  defined $job->{delay}
 		  ? sprintf('kill -9 %s/%s #%d (after %.3f s)',
@@ -948,7 +1068,7 @@ for my $kdir (@DIRS)
 			ok($job->{krc} == 128 + 9 || $job->{krc} == 0,
 				"$name: killed or done (exit $job->{krc})")
 			  or diag($job->{kerr});
-			$outcome{$dir}{
+			$outcome{
 				$job->{krc} == 0 ? 'done before the kill'
 				: $r->{state}{journal} ? 'killed, operation pending'
 				: 'killed, no journal'
@@ -981,15 +1101,23 @@ for my $kdir (@DIRS)
 		is(done_problems($dir, $r->{after}), '', "$name: finished state");
 		assert_finish_checks($name, $r, $dir);
 	}
-	for my $dir ($kdir)
-	{
-		my $o = $outcome{$dir} // {};
-		note("kill -9 ($dir) outcomes: ",
-			join(', ', map { "$_: $o->{$_}" } sort keys %$o));
-		ok(($o->{'killed, operation pending'} // 0) >= $KILLS / 2,
-			"kill -9 ($dir): most kills interrupted the rewriting");
-	}
-	timing("kill -9 ($kdir)");
+	note("kill -9 ($dir) outcomes: ",
+		join(', ', map { "$_: $outcome{$_}" } sort keys %outcome));
+	ok(($outcome{'killed, operation pending'} // 0) >= $KILLS / 2,
+		"kill -9 ($dir): most kills interrupted the rewriting");
+	return;
+}
+
+for my $dir (@DIRS)
+{
+	fault_phase($dir, $_) for @MODES;
+}
+for my $dir (@DIRS)
+{
+	my $k = start_kills($dir);
+	finish_kills($k);
+	check_kills($k);
+	timing("kill -9 ($dir)");
 }
 
 # ---- 5. torn sectors ----
