@@ -881,8 +881,8 @@ static double now(void);
 
 /* Time spent per phase, printed at the end with PCT_PROFILE set (a
  * development aid, like the test hooks). */
-static double prof[5];
-static const char *const prof_names[5] = {"wait for transform", "journal", "write", "wait for sync", "other"};
+static double prof[4];
+static const char *const prof_names[4] = {"wait for transform", "journal", "write", "wait for sync"};
 
 static double
 now(void)
