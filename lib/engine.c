@@ -24,14 +24,15 @@
  *	   contents copied in the journal (journal mode) and redone.
  *	4. Loop over batches of hotzones (at most 1 MiB of one file each):
  *	   a. read and transform in memory, hashing every sector before and
- *	      after (workers in parallel);
+ *	      after (the transform crew: one thread per worker);
  *	   b. wait until the batch before the previous one is durable (its
  *	      journal area is about to be reused), then record this batch in
  *	      the journal, the previous one still marked unfinished, and make
  *	      the record durable;
- *	   c. write every hotzone in place (I/O threads), starting writeback;
- *	   d. hand the batch to the syncer thread (fdatasync of each file),
- *	      which runs while the next batch is read, transformed and written;
+ *	   c. write every hotzone in place (the write crew; one thread writes
+ *	      all zones of a file), starting writeback;
+ *	   d. hand the batch to the sync crew (fdatasync of each file), which
+ *	      runs while the next batch is read, transformed and written;
  *	   e. report progress.  A stop request takes effect here.
  *	   So at most two batches are unfinished at any time, and the journal
  *	   names both; resume finishes (or rolls back) both.
@@ -61,7 +62,8 @@
 #define BATCH_JOURNAL	(12 * 1024 * 1024)
 #define MAX_ZONES		4096
 #define MAX_THREADS		64		/* -j limit, and the most threads of a phase */
-#define IO_THREADS		16		/* threads of the write and sync phases */
+#define IO_THREADS		16		/* threads of the write and sync crews */
+#define CREW_STACK		(256 * 1024)	/* stack of each crew thread */
 #define SECTOR			PCT_SECTOR_SIZE
 #define PAGE			8192
 
@@ -141,75 +143,172 @@ set_error(engine *e, pct_rc rc)
 	pthread_mutex_unlock(&e->err_lock);
 }
 
-/* A group of threads working through the items of one phase. */
-typedef struct group
+/*
+ * A crew: threads that live as long as the engine and work through the
+ * zones of one batch per phase.  Three crews run at once: the transform
+ * crew (one thread per worker, each with its cipher contexts) on batch
+ * n + 1, the write crew on batch n and the sync crew on batch n - 1.
+ * crew_start hands a phase to the crew and returns at once; crew_wait
+ * waits until every thread has finished it.  A crew that has no threads
+ * (thread creation failed) runs the phase in the caller instead.
+ */
+typedef struct crew
 {
 	engine	   *e;
-	batch	   *b;
+	pthread_t	tids[MAX_THREADS];
+	int			nthreads;
+	bool		with_workers;
+	pthread_mutex_t mu;
+	pthread_cond_t go,
+				done;
+	uint64_t	gen;			/* phases started */
+	int			active;			/* threads still working on this phase */
+	bool		busy,			/* a phase was started and not yet waited for */
+				quit;
+	batch	   *b;				/* the phase: fn over the zones of b */
 	work_fn		fn;
-	uint32_t	nitems;
 	atomic_uint next;
-} group;
+} crew;
 
-typedef struct thread_arg
+typedef struct crew_member
 {
-	group	   *g;
-	worker	   *w;
-} thread_arg;
+	crew	   *c;
+	int			index;
+} crew_member;
 
-static void *
-thread_main(void *p)
+/* Work through the zones of the current phase; w may be NULL. */
+static void
+crew_work(crew *c, worker *w)
 {
-	thread_arg *a = p;
-	group	   *g = a->g;
 	uint32_t	i;
 
-	while ((i = atomic_fetch_add(&g->next, 1)) < g->nitems)
+	while ((i = atomic_fetch_add(&c->next, 1)) < c->b->nzones)
 	{
-		if (g->e->err != PCT_OK)
+		if (c->e->err != PCT_OK)
 			break;
-		g->fn(g->e, g->b, a->w, i);
+		c->fn(c->e, c->b, w, i);
 	}
-	return NULL;
 }
 
-/*
- * Run fn over the zones of b on nthreads threads.  The first e->nworkers
- * threads get a worker (cipher contexts); I/O-only phases may use more
- * threads, which get none.
- */
-static pct_rc
-run_threads(engine *e, batch *b, int nthreads, work_fn fn)
+static void *
+crew_main(void *p)
 {
-	pthread_t	tids[MAX_THREADS];
-	thread_arg	args[MAX_THREADS];
-	group		g = {e, b, fn, b->nzones, 0};
-	int			n = nthreads < (int) b->nzones ? nthreads : (int) b->nzones;
-	int			started = 0;
+	crew_member *m = p;
+	crew	   *c = m->c;
+	worker	   *w = c->with_workers ? &c->e->workers[m->index] : NULL;
+	uint64_t	seen = 0;
 
-	for (int t = 0; n > 1 && t < n; t++)
+	free(m);
+	for (;;)
 	{
-		args[t] = (thread_arg) {&g, t < e->nworkers ? &e->workers[t] : NULL};
-		if (pthread_create(&tids[t], NULL, thread_main, &args[t]) != 0)
-			break;
-		started++;
-	}
-	if (started == 0)
-	{
-		thread_arg	a = {&g, &e->workers[0]};
+		pthread_mutex_lock(&c->mu);
+		while (c->gen == seen && !c->quit)
+			pthread_cond_wait(&c->go, &c->mu);
+		if (c->quit)
+		{
+			pthread_mutex_unlock(&c->mu);
+			return NULL;
+		}
+		seen = c->gen;
+		pthread_mutex_unlock(&c->mu);
 
-		thread_main(&a);
+		crew_work(c, w);
+
+		pthread_mutex_lock(&c->mu);
+		if (--c->active == 0)
+			pthread_cond_signal(&c->done);
+		pthread_mutex_unlock(&c->mu);
 	}
-	for (int t = 0; t < started; t++)
-		pthread_join(tids[t], NULL);
-	return e->err;
 }
 
-/* Transforming phases: one thread per worker. */
-static pct_rc
-run_parallel(engine *e, batch *b, work_fn fn)
+/* Start up to nthreads threads; with_workers gives thread t worker t. */
+static void
+crew_init(crew *c, engine *e, int nthreads, bool with_workers)
 {
-	return run_threads(e, b, e->nworkers, fn);
+	pthread_attr_t attr;
+
+	c->e = e;
+	c->with_workers = with_workers;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->go, NULL);
+	pthread_cond_init(&c->done, NULL);
+	pthread_attr_init(&attr);
+	(void) pthread_attr_setstacksize(&attr, CREW_STACK);
+	for (int t = 0; t < nthreads && t < MAX_THREADS; t++)
+	{
+		crew_member *m = malloc(sizeof(*m));
+
+		if (m == NULL)
+			break;
+		*m = (crew_member) {c, t};
+		if (pthread_create(&c->tids[t], &attr, crew_main, m) != 0)
+		{
+			free(m);
+			break;
+		}
+		c->nthreads++;
+	}
+	pthread_attr_destroy(&attr);
+}
+
+static void
+crew_start(crew *c, batch *b, work_fn fn)
+{
+	c->b = b;
+	c->fn = fn;
+	atomic_store(&c->next, 0);
+	c->busy = true;
+	if (c->nthreads == 0)
+	{
+		crew_work(c, c->with_workers ? &c->e->workers[0] : NULL);
+		return;
+	}
+	pthread_mutex_lock(&c->mu);
+	c->active = c->nthreads;
+	c->gen++;
+	pthread_cond_broadcast(&c->go);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Wait for the phase started last; false when none was running. */
+static bool
+crew_wait(crew *c)
+{
+	if (!c->busy)
+		return false;
+	pthread_mutex_lock(&c->mu);
+	while (c->active > 0)
+		pthread_cond_wait(&c->done, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+	c->busy = false;
+	return true;
+}
+
+/* Run one phase to its end. */
+static pct_rc
+crew_run(crew *c, batch *b, work_fn fn)
+{
+	crew_start(c, b, fn);
+	crew_wait(c);
+	return c->e->err;
+}
+
+static void
+crew_destroy(crew *c)
+{
+	if (c->e == NULL)
+		return;
+	crew_wait(c);
+	pthread_mutex_lock(&c->mu);
+	c->quit = true;
+	pthread_cond_broadcast(&c->go);
+	pthread_mutex_unlock(&c->mu);
+	for (int t = 0; t < c->nthreads; t++)
+		pthread_join(c->tids[t], NULL);
+	pthread_cond_destroy(&c->go);
+	pthread_cond_destroy(&c->done);
+	pthread_mutex_destroy(&c->mu);
+	c->e = NULL;
 }
 
 /* ---- page transforms ---- */
@@ -487,21 +586,34 @@ read_zone(engine *e, batch *b, worker *w, uint32_t i)
 		h[2 * s + 1] = pct_hash64(data + (size_t) s * SECTOR, SECTOR);
 }
 
+/*
+ * Write a run of zones: the zones of one file are consecutive in a batch,
+ * so the first zone of each file writes them all, one after the other
+ * (threads writing the same file would only wait for each other on its
+ * inode lock), and starts the writeback of each as soon as it is written.
+ */
 static void
 write_zone(engine *e, batch *b, worker *w, uint32_t i)
 {
-	const pct_jzone *z = &b->zones[i];
-	pct_rc		rc;
-
 	(void) w;
-	rc = pct_pwrite_all(b->fds[i], b->buf + b->zoff[i], z->len, (off_t) z->offset,
-						e->fm->files[z->file].path);
-	if (rc != PCT_OK)
-		set_error(e, rc);
-	/* start writeback now; durability comes from the sync phase's fsync */
-	else if (pct_sync_enabled())
-		(void) sync_file_range(b->fds[i], (off_t) z->offset, z->len,
-							   SYNC_FILE_RANGE_WRITE);
+	if (i > 0 && b->zones[i - 1].file == b->zones[i].file)
+		return;					/* written by the run's first zone */
+	for (uint32_t k = i; k < b->nzones && b->zones[k].file == b->zones[i].file; k++)
+	{
+		const pct_jzone *z = &b->zones[k];
+		pct_rc		rc = pct_pwrite_all(b->fds[i], b->buf + b->zoff[k], z->len,
+										(off_t) z->offset, e->fm->files[z->file].path);
+
+		if (rc != PCT_OK)
+		{
+			set_error(e, rc);
+			return;
+		}
+		/* durability comes from the sync phase's fdatasync */
+		if (pct_sync_enabled())
+			(void) sync_file_range(b->fds[i], (off_t) z->offset, z->len,
+								   SYNC_FILE_RANGE_WRITE);
+	}
 }
 
 /*
@@ -578,46 +690,6 @@ plan_batch(engine *e, batch *b, int set, uint64_t *file, uint64_t *offset)
 	b->end_file = *file;
 	b->end_offset = *offset;
 	return b->nzones > 0;
-}
-
-/* ---- the syncer: makes one batch durable in the background ---- */
-
-typedef struct syncer
-{
-	engine	   *e;
-	batch	   *b;
-	pthread_t	tid;
-	bool		running;
-} syncer;
-
-static void *
-syncer_main(void *p)
-{
-	syncer	   *s = p;
-
-	run_threads(s->e, s->b, IO_THREADS, sync_zone);
-	return NULL;
-}
-
-static void
-syncer_start(syncer *s, engine *e, batch *b)
-{
-	s->e = e;
-	s->b = b;
-	s->running = pthread_create(&s->tid, NULL, syncer_main, s) == 0;
-	if (!s->running)
-		run_threads(e, b, IO_THREADS, sync_zone);
-}
-
-/* Wait for the batch being synced; true when there was one. */
-static bool
-syncer_wait(syncer *s)
-{
-	if (!s->running)
-		return false;
-	pthread_join(s->tid, NULL);
-	s->running = false;
-	return true;
 }
 
 /* ---- resume ---- */
@@ -918,43 +990,6 @@ zones_within_file_limit(void)
 	return avail < MAX_ZONES ? (uint32_t) avail : MAX_ZONES;
 }
 
-/* ---- the transformer: reads and transforms the next batch ---- */
-
-typedef struct transformer
-{
-	engine	   *e;
-	batch	   *b;
-	pthread_t	tid;
-	bool		running;
-} transformer;
-
-static void *
-transformer_main(void *p)
-{
-	transformer *t = p;
-
-	run_parallel(t->e, t->b, read_zone);
-	return NULL;
-}
-
-static void
-transformer_start(transformer *t, engine *e, batch *b)
-{
-	t->e = e;
-	t->b = b;
-	t->running = pthread_create(&t->tid, NULL, transformer_main, t) == 0;
-	if (!t->running)
-		run_parallel(e, b, read_zone);
-}
-
-static void
-transformer_wait(transformer *t)
-{
-	if (t->running)
-		pthread_join(t->tid, NULL);
-	t->running = false;
-}
-
 /* The journal header carries the counts of the durable batches. */
 static void
 store_counters(engine *e)
@@ -979,8 +1014,9 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 {
 	engine		e;
 	pct_journal_info info;
-	syncer		sy = {0};
-	transformer tf = {0};
+	crew		tc = {0},		/* transform crew */
+				wc = {0},		/* write crew */
+				sc = {0};		/* sync crew */
 	bool		exists;
 	uint64_t	file = 0,
 				offset = 0,
@@ -1115,22 +1151,30 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 
 	/*
 	 * 4: the batches.  Batch n is recorded and written while batch n + 1
-	 * is transformed (transformer) and batch n - 1 is synced (syncer);
-	 * batch n uses slot n % 3 and buffer set n % 2.
+	 * is transformed (transform crew) and batch n - 1 is synced (sync
+	 * crew); batch n uses slot n % 3 and buffer set n % 2.  The crews'
+	 * threads live until the loop ends (creating threads per batch cost a
+	 * tenth of the CPU time).
 	 */
 	{
 		uint64_t	n = 0;
 		bool		more = !e.j->info.data_complete &&
 			plan_batch(&e, &e.batches[0], 0, &file, &offset);
 
-		if (more && (rc = run_parallel(&e, &e.batches[0], read_zone)) != PCT_OK)
-			more = false;
+		if (more)
+		{
+			crew_init(&tc, &e, e.nworkers, true);
+			crew_init(&wc, &e, IO_THREADS, false);
+			crew_init(&sc, &e, IO_THREADS, false);
+			if ((rc = crew_run(&tc, &e.batches[0], read_zone)) != PCT_OK)
+				more = false;
+		}
 		while (more)
 		{
 			batch	   *b = &e.batches[n % 3];
 			batch	   *prev = &e.batches[(n + 2) % 3];
 			batch	   *next = &e.batches[(n + 1) % 3];
-			bool		prev_syncing = sy.running,
+			bool		prev_syncing = sc.busy,
 						has_next;
 			uint64_t	counts[PCT_BATCH_NCOUNTS];
 			pct_progress p;
@@ -1140,7 +1184,7 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 			/* a: transform the next batch meanwhile */
 			has_next = plan_batch(&e, next, (int) ((n + 1) % 2), &file, &offset);
 			if (has_next)
-				transformer_start(&tf, &e, next);
+				crew_start(&tc, next, read_zone);
 
 			/* b: the syncing batch stays unfinished in the journal */
 			e.j->info.done_file = prev_syncing ? prev->zones[0].file : b->zones[0].file;
@@ -1158,7 +1202,7 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 			t1 = t2;
 
 			/* c */
-			if ((rc = run_threads(&e, b, IO_THREADS, write_zone)) != PCT_OK)
+			if ((rc = crew_run(&wc, b, write_zone)) != PCT_OK)
 				break;
 			t2 = now();
 			prof[2] += t2 - t1;
@@ -1166,7 +1210,7 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 
 			/* d: batch n - 1 must be durable before batch n syncs, and
 			 * before batch n + 1 is recorded over its journal area */
-			if (syncer_wait(&sy))
+			if (crew_wait(&sc))
 			{
 				if ((rc = e.err) != PCT_OK)
 					break;
@@ -1175,8 +1219,8 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 			t2 = now();
 			prof[3] += t2 - t1;
 			t1 = t2;
-			syncer_start(&sy, &e, b);
-			transformer_wait(&tf);
+			crew_start(&sc, b, sync_zone);
+			crew_wait(&tc);
 			prof[0] += now() - t1;
 			if ((rc = e.err) != PCT_OK)
 				break;
@@ -1188,7 +1232,7 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 			if (o->progress && !o->progress(o->progress_arg, &p))
 			{
 				/* stop after batch n; the transformed next one is dropped */
-				if (syncer_wait(&sy) && (rc = e.err) == PCT_OK)
+				if (crew_wait(&sc) && (rc = e.err) == PCT_OK)
 				{
 					batch_durable(&e, b);
 					store_counters(&e);
@@ -1206,9 +1250,12 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 				n++;
 		}
 		/* 5: the last batch's sync, then the journal says all is done */
-		transformer_wait(&tf);
-		if (syncer_wait(&sy) && rc == PCT_OK && (rc = e.err) == PCT_OK)
+		crew_wait(&tc);
+		if (crew_wait(&sc) && rc == PCT_OK && (rc = e.err) == PCT_OK)
 			batch_durable(&e, &e.batches[n % 3]);
+		crew_destroy(&tc);
+		crew_destroy(&wc);
+		crew_destroy(&sc);
 	}
 	if (rc == PCT_OK)
 		rc = e.err;

@@ -58,6 +58,11 @@ pct_rc		pct_pwrite_all(int fd, const void *buf, size_t len, off_t off,
 /* Fast 64-bit hash of the journal (sectors, records, headers). */
 uint64_t	pct_hash64(const void *data, size_t len);
 
+/* checksum.c: PostgreSQL's page checksum compiled for the x86-64 baseline
+ * only (pct_page_checksum picks the best copy for the CPU); for tests.
+ * Same contract as pct_page_checksum, but the page must be 4-byte aligned. */
+uint16_t	pct_page_checksum_baseline(uint8_t *page, uint32_t blkno);
+
 /* ---- journal.c, used by engine.c ---- */
 
 /* One hotzone: a run of pages of one file. */

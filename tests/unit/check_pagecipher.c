@@ -32,6 +32,7 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
+#include "lib/pct_internal.h"
 #include "unit.h"
 
 #define PAGE PCT_BLCKSZ
@@ -604,6 +605,9 @@ check_file_checksums(const char *rel)
 		ck_assert_uint_eq(pct_page_checksum(odd + 1, (uint32_t) b), stored);
 		/* the block number is mixed in */
 		ck_assert_uint_ne(pct_page_checksum(page, (uint32_t) b + 1), stored);
+		/* the copy compiled for the x86-64 baseline agrees with the one
+		 * picked for this CPU (AVX2 where there is one) */
+		ck_assert_uint_eq(pct_page_checksum_baseline(page, (uint32_t) b), stored);
 		checked++;
 	}
 	free(buf);
