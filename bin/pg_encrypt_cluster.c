@@ -811,10 +811,7 @@ main(int argc, char **argv)
 				tool_usage_error("%s", "");
 		}
 	}
-	if (optind < argc && datadir_opt == NULL)
-		datadir_opt = argv[optind++];
-	if (optind < argc)
-		tool_usage_error("too many command-line arguments (first is \"%s\")", argv[optind]);
+	tool_trailing_datadir(argc, argv, optind, &datadir_opt);
 	if (!decrypt && cmd == NULL)
 		tool_usage_error("a cluster key command is required (-c)");
 	if (decrypt && cipher_given)

@@ -275,11 +275,7 @@ main(int argc, char **argv)
 				tool_usage_error("%s", "");
 		}
 	}
-	if (optind < argc && datadir_opt == NULL)
-		datadir_opt = argv[optind++];
-	if (optind < argc)
-		tool_usage_error("too many command-line arguments (first is \"%s\")",
-						 argv[optind]);
+	tool_trailing_datadir(argc, argv, optind, &datadir_opt);
 
 	/* exit status 2 for every way of not getting to check */
 	if (geteuid() == 0)

@@ -127,6 +127,19 @@ tool_pgdata(const char *given)
 	return abs;
 }
 
+void
+tool_trailing_datadir(int argc, char **argv, int optind_now,
+					  const char **datadir_opt)
+{
+	int			i = optind_now;
+
+	if (i < argc && *datadir_opt == NULL)
+		*datadir_opt = argv[i++];
+	if (i < argc)
+		tool_usage_error("too many command-line arguments (first is \"%s\")",
+						 argv[i]);
+}
+
 int
 tool_parse_secs(const char *arg, const char *optname)
 {

@@ -27,6 +27,10 @@ void		tool_refuse_root(void);
 /* PGDATA from the option, else the environment; absolute; exit(1) when
  * missing.  malloc'd. */
 char	   *tool_pgdata(const char *given);
+/* After the options: take one more argument as DATADIR unless -D gave it
+ * (*datadir_opt), and refuse any further argument (exit 1). */
+void		tool_trailing_datadir(int argc, char **argv, int optind_now,
+								  const char **datadir_opt);
 /* Parse a number of seconds for option optname (exit 1 on bad input). */
 int			tool_parse_secs(const char *arg, const char *optname);
 /* Take the umask from PGDATA's group access (like PostgreSQL's tools). */

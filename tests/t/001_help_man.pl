@@ -500,6 +500,21 @@ for my $tool (@TOOLS)
 	like($uerr, qr/^Try "\Q$tool\E --help" for more information\.$/m,
 		"$tool with an unknown option points to --help");
 	is($uout, '', "$tool with an unknown option writes nothing to stdout");
+
+	# one argument too many: DATADIR is given by -D and once more after
+	# the options (pg_alterckey's two commands come first)
+	my @cmds = $tool eq 'pg_alterckey' ? ('true', 'true') : ();
+	my ($xrc, $xout, $xerr) =
+	  run_command($tool, '-D', '/nonexistent', @cmds, 'surplus-arg');
+	is($xrc, 1, "$tool with a surplus argument exits 1");
+	like($xerr,
+		qr/too many command-line arguments \(first is "surplus-arg"\)/,
+		"$tool names the surplus argument");
+	($xrc, $xout, $xerr) =
+	  run_command($tool, @cmds, '/nonexistent-a', '/nonexistent-b');
+	like($xerr,
+		qr/too many command-line arguments \(first is "\/nonexistent-b"\)/,
+		"$tool takes one DATADIR argument and names the second");
 }
 
 done_testing();
