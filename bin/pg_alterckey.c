@@ -175,11 +175,7 @@ main(int argc, char **argv)
 	}
 	else if (update_config)
 		tool_usage_error("--update-config cannot be used with -r/--repair");
-	if (optind < argc && datadir_opt == NULL)
-		datadir_opt = argv[optind++];
-	if (optind < argc)
-		tool_usage_error("too many command-line arguments (first is \"%s\")",
-						 argv[optind]);
+	tool_trailing_datadir(argc, argv, optind, &datadir_opt);
 
 	tool_refuse_root();
 	pgdata = tool_pgdata(datadir_opt);
@@ -199,11 +195,39 @@ main(int argc, char **argv)
 		pct_cluster_modes(pgdata, &dirmode, &filemode) != PCT_OK ||
 		pct_keydir_state(pgdata, &state, &exists) != PCT_OK)
 		fail_unchanged();
+	/*
+	 * An interrupted bulk operation owns the cluster (and its stale lock,
+	 * which must not be taken over and then released), whatever state
+	 * pg_control is in.
+	 */
+	{
+		bool		journal;
+		pct_journal_info info;
+
+		if (pct_journal_exists(pgdata, &journal) != PCT_OK)
+			fail_unchanged();
+		if (journal)
+		{
+			if (pct_journal_peek(pgdata, &info) != PCT_OK)
+				fail_unchanged();
+			tool_error("Run that command again to finish it first.",
+					   "an interrupted %s is pending: run \"%s\"",
+					   pct_op_str(info.op), pct_op_command(info.op));
+			fail_unchanged();
+		}
+	}
 	if (ctl->version != PCT_CONTROL_VERSION_ENCRYPTED)
 	{
-		tool_error("Encrypt it with pg_encrypt_cluster first.",
-				   "cluster is not encrypted: pg_control version is %u",
-				   (unsigned) ctl->version);
+		/* pg_encrypt_cluster stopped before its journal was made: it
+		 * clears what it left when it runs again */
+		if (exists)
+			tool_error("Run \"pg_encrypt_cluster\" again to encrypt it; it clears the leftover first.",
+					   "cluster is not encrypted (pg_control version %u), but %s exists: an interrupted encryption left it",
+					   (unsigned) ctl->version, PCT_KEYDIR);
+		else
+			tool_error("Encrypt it with pg_encrypt_cluster first.",
+					   "cluster is not encrypted: pg_control version is %u",
+					   (unsigned) ctl->version);
 		fail_unchanged();
 	}
 	if (!exists)
@@ -238,27 +262,6 @@ main(int argc, char **argv)
 			 PCT_KEYDIR_LIVE);
 	snprintf(newdir, sizeof(newdir), "%s/%s/%s", pgdata, PCT_KEYDIR,
 			 PCT_KEYDIR_NEW);
-
-	/*
-	 * An interrupted bulk operation owns the cluster (and its stale lock,
-	 * which must not be taken over and then released).
-	 */
-	{
-		bool		journal;
-		pct_journal_info info;
-
-		if (pct_journal_exists(pgdata, &journal) != PCT_OK)
-			fail_unchanged();
-		if (journal)
-		{
-			if (pct_journal_peek(pgdata, &info) != PCT_OK)
-				fail_unchanged();
-			tool_error("Run that command again to finish it first.",
-					   "an interrupted %s is pending: run \"%s\"",
-					   pct_op_str(info.op), pct_op_command(info.op));
-			fail_unchanged();
-		}
-	}
 
 	/* 2. lock */
 	if (pct_lock_acquire(pgdata, true, &lock, &other) != PCT_OK)

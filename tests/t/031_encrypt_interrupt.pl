@@ -733,6 +733,45 @@ for my $dir (@DIRS)
 		assert_finish_checks($name, \%r, $dir);
 	}
 }
+
+# pg_alterckey on an encryption stopped before pg_control became 1400:
+# right after the keys were staged (no journal yet) and right after the
+# journal was made.  It must name the command to rerun, not merely say
+# "not encrypted", and change nothing.
+for my $mode (@MODES)
+{
+	my $c = "encrypt/$mode";
+	my @names = @{ $steps{$c}{names} };
+	for my $step ('key files written', 'journal created')
+	{
+		my ($n) = grep { ($names[$_] // '') eq $step } 1 .. $#names;
+		my $name = "$c: pg_alterckey after step \"$step\"";
+		ok(defined $n, "$name: the step exists") or next;
+		my $pg = "$tmp/refuse";
+		fresh_copy($BASE{encrypt}, $pg);
+		my ($rc, $out, $err) = tool('encrypt', $mode, $pg, PCT_FAULT_STEP => $n);
+		is($rc, 75, "$name: stopped with exit 75") or diag($err);
+		is(PctTest::control_show($pg)->{version}, 1300,
+			"$name: pg_control is still 1300");
+		my $before = PctTest::cluster_snapshot($pg);
+		($rc, $out, $err) = run(
+			[
+				'pg_alterckey', '-N',
+				PctTest::kek_command(PctTest::test_kek('x')),
+				PctTest::kek_command(PctTest::test_kek('y')),
+				'-D', $pg
+			]);
+		is($rc, 1, "$name: fails");
+		like($err,
+			$step eq 'journal created'
+			? qr/an interrupted encryption is pending: run "\Q$RERUN_CMD{encrypt}\E"/
+			: qr/an interrupted encryption left it.*\n.*hint: Run "pg_encrypt_cluster" again/,
+			"$name: names the command to rerun")
+		  or diag($err);
+		is(PctTest::snapshot_diff($before, PctTest::cluster_snapshot($pg)),
+			'', "$name: changes nothing");
+	}
+}
 rmtree("$tmp/refuse");
 timing('refusals');
 
