@@ -775,6 +775,56 @@ for my $mode (@MODES)
 rmtree("$tmp/refuse");
 timing('refusals');
 
+# ---- 2b. a stop requested with SIGTERM (as Ctrl-C) ----
+
+# The tool finishes the batch in hand, makes it durable, records the
+# position and exits 1 saying it stopped at a safe point; the journal
+# names no unfinished batch; the rerun completes.  Durable steps are slowed
+# down so that the signal comes in the middle of the rewriting.
+for my $dir (@DIRS)
+{
+	for my $mode (@MODES)
+	{
+		my $c = "$dir/$mode";
+		my $name = "$c: SIGTERM";
+		my $pg = "$tmp/sigterm";
+		fresh_copy($BASE{$dir}, $pg);
+		my $f = "$tmp/sigterm.$$";
+		my $pid = spawn(tool_cmd($dir, $mode, $pg), $f,
+			PCT_BATCH_KB => $BATCH_KB, PCT_FAULT_LIST => 1,
+			PCT_STEP_DELAY_MS => 20);
+		my $deadline = Time::HiRes::time() + $PostgreSQL::Test::Utils::timeout_default;
+		my $durable = 0;
+		while (Time::HiRes::time() < $deadline)
+		{
+			my $err = -e "$f.err" ? PctTest::slurp_bytes("$f.err") : '';
+			$durable = () = $err =~ /: batch data durable$/mg;
+			last if $durable >= 6 || $err =~ /journal: data complete/;
+			Time::HiRes::sleep(0.02);
+		}
+		kill('TERM', $pid);
+		my ($rc, $out, $err) = reap($pid, $f);
+		my $batches = () = $err =~ /: journal batch recorded$/mg;
+		my $done = () = $err =~ /: batch data durable$/mg;
+		ok($durable >= 6, "$name: sent after $durable batches were durable");
+		is($rc, 1, "$name: exit status 1") or diag($err);
+		like($err, qr/stopped at a safe point/, "$name: says it stopped at a safe point");
+		is($done, $batches, "$name: every recorded batch was made durable before the exit");
+		unlike($err, qr/journal: data complete/, "$name: ... and the rewriting was not complete");
+		my $st = cluster_state($pg);
+		is(scalar(@{ $st->{zones} // [] }), 0,
+			"$name: the journal names no unfinished batch");
+		my %r;
+		@r{qw(rrc rout rerr)} = tool($dir, $mode, $pg);
+		is($r{rrc}, 0, "$name: the rerun completes") or diag($r{rerr});
+		like($r{rout}, qr/resuming interrupted $OPNAME{$dir}/, "$name: ... by resuming");
+		finish_checks(\%r, $dir, $pg);
+		assert_finish_checks($name, \%r, $dir);
+	}
+}
+rmtree("$tmp/sigterm");
+timing('SIGTERM');
+
 # ---- 3. stop after step N ----
 
 # The stock server on a finished, decrypted result (in a worker, on a port
