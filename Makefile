@@ -98,6 +98,8 @@ $(O)tests/tools/%: tests/tools/%.c $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(LDFLAGS) $(LIBS)
 
+include tests/preload/preload.mk
+
 # ---- tests ----
 
 check: all
@@ -122,7 +124,7 @@ unit: $(UNIT_BIN)
 	done; \
 	test $$failed = 0
 
-tap: all $(TEST_TOOLS)
+tap: all $(TEST_TOOLS) $(PRELOAD_SO)
 	@PATH="$(CURDIR)/$(O)bin:$(CURDIR)/$(O)tests/tools:$(PG_BINDIR):$$PATH" \
 	PG_REGRESS="$(PGXS_DIR)../../src/test/regress/pg_regress" \
 	TESTDIR="$(CURDIR)/tests" TOP="$(CURDIR)" \
