@@ -19,9 +19,12 @@
  *	   read of global/pg_control, after the configuration is loaded and
  *	   before any other data file is touched) activates the library.
  *	   pg_control version 1300 (or none yet, as under initdb): a plain
- *	   cluster, PP_PLAIN, nothing is transformed.  Version 1400:
+ *	   cluster, PP_PLAIN, nothing is transformed, unless pg_cryptokeys
+ *	   exists (refused: see 3).  Version 1400:
  *	3. Refuse to start (a FATAL message on stderr, then proc_exit(1) as the
- *	   server leaves on FATAL errors) when pg_cryptokeys/pg_alterckey.pid,
+ *	   server leaves on FATAL errors) when pg_control is 1300 (without
+ *	   the base backup mark) but pg_cryptokeys exists, when
+ *	   pg_cryptokeys/pg_alterckey.pid,
  *	   new/ or old/ exists, when live/ is missing or fails the checks of
  *	   FORMAT 1.4, for generation 1 key files (that server never encrypted
  *	   data), when cluster_key_command is not set or fails, and when the
@@ -300,6 +303,17 @@ pp_activate(void)
 	}
 	else if (ctl.version != PCT_CONTROL_VERSION_ENCRYPTED)
 	{
+		/*
+		 * A plain cluster has no key directory (decryption removes it).
+		 * With one, pg_control lost its encrypted state (or an encryption
+		 * stopped before converting it): the files may hold ciphertext,
+		 * and running on them as plain would serve it as data.
+		 */
+		if (pct_path(path, "%s/%s", pgdata, PCT_KEYDIR) == PCT_OK &&
+			lstat(path, &st) == 0)
+			refuse("Finish or undo the operation that left it, or restore pg_control.",
+				   "pg_control is version %u (not encrypted) but \"%s\" exists",
+				   (unsigned) ctl.version, path);
 		/* a plain cluster */
 		pp_state = PP_PLAIN;
 		pp_busy--;

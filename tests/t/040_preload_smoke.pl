@@ -422,6 +422,18 @@ sub run_config
 	like($log, qr/pct_preload\[\d+\]: FATAL:  .*is in state "live and new"/,
 		"$name: ... naming the key directory state");
 	rmdir(PctTest::keydir($pgdata) . '/new') or die "rmdir: $!";
+	# pg_control back in the stock layout while the keys are there (as
+	# after a lost or restored pg_control): never run as a plain cluster
+	my $ctl = PctTest::control_show($pgdata);
+	PctTest::control_1300($pgdata);
+	($ok, $log) = PctPreload::try_start($enc);
+	ok(!$ok, "$name: refuses to start on pg_control 1300 with pg_cryptokeys present");
+	like($log,
+		qr/pct_preload\[\d+\]: FATAL:  pg_control is version 1300 \(not encrypted\) but ".*\/pg_cryptokeys" exists/,
+		"$name: ... saying why");
+	ok(!-e "$pgdata/postmaster.pid", "$name: ... and leaves no postmaster.pid");
+	PctTest::control_1400($pgdata, $ctl->{encryption});
+	is(PctTest::control_show($pgdata)->{version}, 1400, "$name: pg_control restored to 1400");
 
 	# 8. a flipped ciphertext byte
 	if ($cfg->{checksums})
