@@ -25,6 +25,7 @@ packages="
 	libio-pty-perl
 	openssl
 	time
+	strace
 "
 
 missing=
