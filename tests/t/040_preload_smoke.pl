@@ -422,6 +422,28 @@ sub run_config
 	like($log, qr/pct_preload\[\d+\]: FATAL:  .*is in state "live and new"/,
 		"$name: ... naming the key directory state");
 	rmdir(PctTest::keydir($pgdata) . '/new') or die "rmdir: $!";
+	mkdir(PctTest::keydir($pgdata) . '/old', 0700) or die "mkdir: $!";
+	($ok, $log) = PctPreload::try_start($enc);
+	ok(!$ok, "$name: refuses to start while pg_cryptokeys/old exists");
+	like($log, qr/pct_preload\[\d+\]: FATAL:  .*is in state "live and old"/,
+		"$name: ... naming the key directory state");
+	rmdir(PctTest::keydir($pgdata) . '/old') or die "rmdir: $!";
+	# pg_control naming another key length than the key files hold
+	{
+		my $method = PctTest::control_show($pgdata)->{encryption};
+		my $other = $method == 1 ? 3 : 1;
+		PctTest::control_1300($pgdata);
+		PctTest::control_1400($pgdata, $other);
+		($ok, $log) = PctPreload::try_start($enc);
+		ok(!$ok, "$name: refuses to start when pg_control's method ($other) disagrees with the keys ($method)");
+		like($log,
+			qr/pct_preload\[\d+\]: ERROR:  key length of \d+ bits in ".*" does not match pg_control \(\d+ bits\)\npct_preload\[\d+\]: FATAL:  could not unwrap the data keys/,
+			"$name: ... naming the key length, then a FATAL line")
+		  or diag($log);
+		ok(!-e "$pgdata/postmaster.pid", "$name: ... and leaves no postmaster.pid");
+		PctTest::control_1300($pgdata);
+		PctTest::control_1400($pgdata, $method);
+	}
 	# pg_control back in the stock layout while the keys are there (as
 	# after a lost or restored pg_control): never run as a plain cluster
 	my $ctl = PctTest::control_show($pgdata);
