@@ -124,6 +124,8 @@ log_cb(void *arg, pct_level level, const char *msg, const char *detail,
 		fprintf(stderr, "%s: hint: %s\n", progname, hint);
 }
 
+static void cannot_check(void) __attribute__((noreturn));
+
 static void
 cannot_check(void)
 {

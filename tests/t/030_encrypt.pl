@@ -170,18 +170,6 @@ sub check_wal_iv
 	return;
 }
 
-sub first_difference
-{
-	my ($a, $b) = @_;
-	my @a = split /\n/, $a;
-	my @b = split /\n/, $b;
-	for my $i (0 .. ($#a > $#b ? $#a : $#b))
-	{
-		my ($x, $y) = ($a[$i] // '(end)', $b[$i] // '(end)');
-		return "line " . ($i + 1) . ":\n- $x\n+ $y" if $x ne $y;
-	}
-	return 'no difference';
-}
 
 sub fill_cluster
 {
@@ -603,7 +591,7 @@ sub run_cluster
 	{
 		ok($dump_after->{$db} eq $dump_before->{$db},
 			"$name: pg_dump of $db equals the one before")
-		  or diag(first_difference($dump_before->{$db}, $dump_after->{$db}));
+		  or diag(PctTest::first_difference($dump_before->{$db}, $dump_after->{$db}));
 	}
 	if ($cfg->{big})
 	{

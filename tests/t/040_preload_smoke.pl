@@ -196,18 +196,6 @@ sub dumps
 	return \%d;
 }
 
-sub first_difference
-{
-	my ($x, $y) = @_;
-	my @x = split /\n/, $x;
-	my @y = split /\n/, $y;
-	for my $i (0 .. ($#x > $#y ? $#x : $#y))
-	{
-		my ($p, $q) = ($x[$i] // '(end)', $y[$i] // '(end)');
-		return 'line ' . ($i + 1) . ":\n- $p\n+ $q" if $p ne $q;
-	}
-	return 'no difference';
-}
 
 # pgbench's own invariant: the history holds every change of a balance.
 sub bench_consistent
@@ -487,7 +475,7 @@ sub run_config
 	for my $db (@dbs)
 	{
 		ok($de->{$db} eq $dt->{$db}, "$name: pg_dump of $db equals the twin's")
-		  or diag(first_difference($dt->{$db}, $de->{$db}));
+		  or diag(PctTest::first_difference($dt->{$db}, $de->{$db}));
 	}
 	for my $db ('postgres', 'src', 'fc', 'wl', 'bench')
 	{

@@ -187,18 +187,6 @@ sub compare
 	return;
 }
 
-sub first_difference
-{
-	my ($x, $y) = @_;
-	my @x = split /\n/, $x;
-	my @y = split /\n/, $y;
-	for my $i (0 .. ($#x > $#y ? $#x : $#y))
-	{
-		my ($l, $r) = ($x[$i] // '(end)', $y[$i] // '(end)');
-		return 'line ' . ($i + 1) . ":\n- $l\n+ $r" if $l ne $r;
-	}
-	return 'no difference';
-}
 
 # pg_dump of each database; with no_unlogged, without the unlogged table's
 # rows (a standby has none).
@@ -263,7 +251,7 @@ sub dumps_equal
 		($g, $w) = (canonical($g), canonical($w)) if $opt{rows_sorted};
 		ok(length($g) > 1000 && $g eq $w,
 			"$label: pg_dump of $db" . ($opt{rows_sorted} ? ' (rows sorted)' : ''))
-		  or diag(first_difference($w, $g));
+		  or diag(PctTest::first_difference($w, $g));
 	}
 	return;
 }

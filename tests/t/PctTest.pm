@@ -847,6 +847,29 @@ sub config_has_key_command
 
 =pod
 
+=item first_difference(EXPECTED, GOT)
+
+The first line where two texts (dumps, listings) differ, with its number,
+as "line N:\n- expected\n+ got" ('(end)' past the end of one of them);
+'no difference' when they are equal.  For test diagnostics.
+
+=cut
+
+sub first_difference
+{
+	my ($x, $y) = @_;
+	my @x = split /\n/, $x;
+	my @y = split /\n/, $y;
+	for my $i (0 .. ($#x > $#y ? $#x : $#y))
+	{
+		my ($p, $q) = ($x[$i] // '(end)', $y[$i] // '(end)');
+		return 'line ' . ($i + 1) . ":\n- $p\n+ $q" if $p ne $q;
+	}
+	return 'no difference';
+}
+
+=pod
+
 =back
 
 =cut
