@@ -105,25 +105,6 @@ sub psql_ok
 	return $node->safe_psql($db, $sql);
 }
 
-sub dumps
-{
-	my ($node, @dbs) = @_;
-	my %d;
-	for my $db (@dbs)
-	{
-		my ($rc, $out, $err) = PctTest::run_cmd(
-			[
-				'pg_dump', '--restrict-key=fixed',
-				'--exclude-table-data=public.big', '-h',
-				$node->host, '-p',
-				$node->port, '-d',
-				$db
-			]);
-		die "pg_dump $db failed: $err" if $rc != 0;
-		$d{$db} = $out;
-	}
-	return \%d;
-}
 
 # AES-CTR by the openssl command, independent of the library: data XOR
 # the keystream that starts at counter IV (16 bytes).
@@ -354,7 +335,7 @@ sub run_cluster
 	}
 
 	# 1. Before.
-	my $dump_before = dumps($node, @dbs);
+	my $dump_before = PctTest::pg_dumps($node, \@dbs, exclude_data => ['public.big']);
 	$node->stop;
 	my $lsn_rel = $cfg->{big} ? 'big' : 'bulk';
 	is(PctTest::page_lsn($path{$lsn_rel}, 0),
@@ -586,7 +567,7 @@ sub run_cluster
 		qr/^REAL-LSN-CHANGED .* offset 0$/m);
 
 	ok($node->start(fail_ok => 1), "$name: the stock server starts");
-	my $dump_after = dumps($node, @dbs);
+	my $dump_after = PctTest::pg_dumps($node, \@dbs, exclude_data => ['public.big']);
 	for my $db (@dbs)
 	{
 		ok($dump_after->{$db} eq $dump_before->{$db},

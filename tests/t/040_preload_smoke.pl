@@ -134,8 +134,8 @@ my @ul2_queries = (
 		  SELECT count(*), md5(string_agg(v, ',' ORDER BY v)) FROM ul2 WHERE v > ''}
 	]);
 
-# One psql run per node and database: every query, each after a marker
-# line; then one test per query.
+# One psql run per node and database (PctTest::query_results); then one
+# test per query.
 sub compare
 {
 	my ($pair, $label, @dbs) = @_;
@@ -143,22 +143,14 @@ sub compare
 	{
 		my @q = @{ $queries{ $db eq 'postgres' ? 'postgres' : 'src' } };
 		push @q, @ul2_queries if $db ne 'postgres' && $pair->{ul2};
-		my $script = join '', map { "\\echo ==$_==\n$q[$_][1];\nRESET ALL;\n" } 0 .. $#q;
-		my %out;
-		for my $role ('enc', 'twin')
+		my %out = map { $_ => PctTest::query_results($pair->{$_}, $db, \@q) }
+		  ('enc', 'twin');
+		for my $name (map { $_->[0] } @q)
 		{
-			my $text = $pair->{$role}->safe_psql($db, $script);
-			my @parts = split /^==(\d+)==\n?/m, $text;
-			shift @parts;
-			%{ $out{$role} } = @parts;
-		}
-		for my $i (0 .. $#q)
-		{
-			my $e = $out{enc}{$i};
-			ok(defined $e && $e ne '' && $e eq $out{twin}{$i},
-				"$pair->{name} $label: $db: $q[$i][0] equals the twin's")
-			  or diag("encrypted node: " . ($e // '(none)')
-				  . "\ntwin: " . ($out{twin}{$i} // '(none)'));
+			my $e = $out{enc}{$name};
+			ok($e ne '' && $e eq $out{twin}{$name},
+				"$pair->{name} $label: $db: $name equals the twin's")
+			  or diag("encrypted node: $e\ntwin: $out{twin}{$name}");
 		}
 	}
 	return;
@@ -178,37 +170,14 @@ sub log_text
 	return slurp_file($node->logfile);
 }
 
-sub dumps
-{
-	my ($node, @dbs) = @_;
-	my %d;
-	for my $db (@dbs)
-	{
-		my ($rc, $out, $err) = PctTest::run_cmd(
-			[
-				'pg_dump', '--restrict-key=fixed',
-				'--exclude-table-data=public.pgbench_history',
-				'-h', $node->host, '-p', $node->port, '-d', $db
-			]);
-		die "pg_dump $db failed: $err" if $rc != 0;
-		$d{$db} = $out;
-	}
-	return \%d;
-}
 
 
-# pgbench's own invariant: the history holds every change of a balance.
+# pgbench's own invariant (PctTest::pgbench_invariant), after some work.
 sub bench_consistent
 {
 	my ($node, $label) = @_;
-	is( $node->safe_psql(
-			'bench', q{
-			SELECT (SELECT sum(abalance) FROM pgbench_accounts)
-				 = (SELECT coalesce(sum(delta), 0) FROM pgbench_history)
-			   AND (SELECT sum(bbalance) FROM pgbench_branches)
-				 = (SELECT coalesce(sum(delta), 0) FROM pgbench_history)
-			   AND (SELECT count(*) FROM pgbench_history) > 0}),
-		't', "$label: bench balances equal the sum of its history");
+	like(PctTest::pgbench_invariant($node, 'bench'), qr/^t\|[1-9]\d*$/,
+		"$label: bench balances equal the sum of its history");
 	return;
 }
 
@@ -471,7 +440,8 @@ sub run_config
 	ok(!PctPreload::enabled($enc), "$name: decrypted, the node is plain again");
 	ok($enc->start(fail_ok => 1), "$name: the stock server starts on the decrypted cluster");
 	my @dbs = ('postgres', 'src', 'fc', 'wl');
-	my ($de, $dt) = (dumps($enc, @dbs), dumps($twin, @dbs));
+	my ($de, $dt) = map { PctTest::pg_dumps($_, \@dbs, exclude_data => ['public.pgbench_history']) }
+	  ($enc, $twin);
 	for my $db (@dbs)
 	{
 		ok($de->{$db} eq $dt->{$db}, "$name: pg_dump of $db equals the twin's")

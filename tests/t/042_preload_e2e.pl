@@ -137,11 +137,6 @@ my @Q_OTHER = (
 		q{SET enable_seqscan = off; SET enable_bitmapscan = off;
 		  SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM t WHERE id > 0}
 	],);
-my $Q_BENCH = q{
-	SELECT (SELECT sum(abalance) FROM pgbench_accounts) = (SELECT sum(delta) FROM pgbench_history)
-	   AND (SELECT sum(tbalance) FROM pgbench_tellers) = (SELECT sum(delta) FROM pgbench_history)
-	   AND (SELECT sum(bbalance) FROM pgbench_branches) = (SELECT sum(delta) FROM pgbench_history),
-	  (SELECT count(*) FROM pgbench_history)};
 
 sub queries_of { return $_[0] eq 'postgres' ? @Q_POSTGRES : @Q_OTHER; }
 
@@ -151,20 +146,7 @@ sub query_results
 {
 	my ($node, $db, %opt) = @_;
 	my @q = grep { !($opt{skip_unlogged} && $_->[0] =~ /unlogged/) } queries_of($db);
-	my $sql = join("\n", map { "\\echo ###$_->[0]\n$_->[1];\nRESET ALL;" } @q);
-	my @parts = split /^###(.*)\n?/m, $node->safe_psql($db, $sql);
-	shift @parts;
-	my %r;
-	while (@parts)
-	{
-		my ($k, $v) = splice(@parts, 0, 2);
-		$v //= '';
-		$v =~ s/\n+\z//;
-		$r{$k} = $v;
-	}
-	die "queries missing on $db: got " . join(', ', sort keys %r)
-	  unless keys %r == @q;
-	return \%r;
+	return PctTest::query_results($node, $db, \@q);
 }
 
 # Every query of DBS gives the same result on both nodes (on a standby,
@@ -193,19 +175,8 @@ sub compare
 sub dumps
 {
 	my ($node, $dbs, %opt) = @_;
-	my %d;
-	for my $db (@$dbs)
-	{
-		my ($rc, $out, $err) = PctTest::run_cmd(
-			[
-				'pg_dump', '--restrict-key=fixed',
-				($opt{no_unlogged} ? ('--exclude-table-data=public.ul') : ()),
-				'-h', $node->host, '-p', $node->port, '-d', $db
-			]);
-		die 'pg_dump ' . $node->name . " $db failed: $err" if $rc != 0;
-		$d{$db} = $out;
-	}
-	return \%d;
+	return PctTest::pg_dumps($node, $dbs,
+		exclude_data => $opt{no_unlogged} ? ['public.ul'] : []);
 }
 
 # A dump with the rows of each COPY block sorted: two clusters that got the
@@ -521,7 +492,7 @@ wal_keep_size = 256MB
 		[ 'pgbench', '-i', '-s', '1', '-q', '-h', $enc->host, '-p', $enc->port, 'bench' ]);
 	is($rc, 0, "$name: pgbench -i -s 1 under the preload") or diag($err);
 	my $ntx = pgbench("$name ENC", $enc, 'bench', '-n', '-T', $PGBENCH_SECONDS, '-c', '4', '-j', '2');
-	is($enc->safe_psql('bench', $Q_BENCH), "t|$ntx",
+	is(PctTest::pgbench_invariant($enc, 'bench'), "t|$ntx",
 		"$name: pgbench invariants hold, one history row per transaction");
 	note("$name: pgbench done at " . elapsed());
 
@@ -538,7 +509,7 @@ wal_keep_size = 256MB
 		"$name: ENC recovered from the crash by replaying WAL");
 	is($enc->safe_psql('postgres', 'SELECT count(*) FROM ul'), '0',
 		"$name: the unlogged table was reset");
-	is($enc->safe_psql('bench', $Q_BENCH), "t|$ntx",
+	is(PctTest::pgbench_invariant($enc, 'bench'), "t|$ntx",
 		"$name: after the crash every committed pgbench transaction is there");
 	compare("$name after the crash", $enc, $twin, \@TWIN_DBS);
 	work2($_) for ($enc, $twin);
@@ -555,13 +526,13 @@ wal_keep_size = 256MB
 	is($rc, 0, "$name: pg_alterckey --update-config while the server runs") or diag($out, $err);
 	like($out, qr/^cluster key changed$/m, "$name: ... says the cluster key changed");
 	is(config_key_command($pgdata), $cmd2, "$name: ... and the configuration names the new command");
-	is($enc->safe_psql('bench', $Q_BENCH), "t|$ntx", "$name: the server kept serving");
+	is(PctTest::pgbench_invariant($enc, 'bench'), "t|$ntx", "$name: the server kept serving");
 	($rc, $out, $err) = PctPreload::verify_node($enc);
 	is($rc, 0, "$name: pg_verify_cryptokeys passes on the running server") or diag($out, $err);
 	my $runs = count_lines($marker);
 	$enc->restart;
 	cmp_ok(count_lines($marker), '>', $runs, "$name: the restart ran the new key command");
-	is($enc->safe_psql('bench', $Q_BENCH), "t|$ntx", "$name: ... and the server is back");
+	is(PctTest::pgbench_invariant($enc, 'bench'), "t|$ntx", "$name: ... and the server is back");
 	$enc->stop;
 	set_config_key_command($pgdata, $cmd1);
 	($ok, $log) = PctPreload::try_start($enc);
@@ -623,7 +594,7 @@ wal_keep_size = 256MB
 	for my $s ($s1, $s2)
 	{
 		$enc->wait_for_catchup($s, 'replay', $lsn);
-		is($s->safe_psql('bench', $Q_BENCH), "t|$ntx",
+		is(PctTest::pgbench_invariant($s, 'bench'), "t|$ntx",
 			"$name: " . $s->name . ' replayed every pgbench transaction');
 	}
 	compare("$name S1", $s1, $enc, \@TWIN_DBS, skip_unlogged => 1);

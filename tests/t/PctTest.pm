@@ -847,6 +847,87 @@ sub config_has_key_command
 
 =pod
 
+=item pg_dumps(NODE, DBS, [exclude_data => [TABLE, ...]])
+
+pg_dump (with a fixed restrict key) of each database named in the array
+ref DBS on the running NODE, without the rows of the tables named in
+exclude_data: { database => dump text }.  Dies when pg_dump fails.
+
+=cut
+
+sub pg_dumps
+{
+	my ($node, $dbs, %opt) = @_;
+	my %d;
+	for my $db (@$dbs)
+	{
+		my ($rc, $out, $err) = run_cmd(
+			[
+				'pg_dump', '--restrict-key=fixed',
+				(map { "--exclude-table-data=$_" } @{ $opt{exclude_data} // [] }),
+				'-h', $node->host, '-p', $node->port, '-d', $db
+			]);
+		die 'pg_dump ' . $node->name . " $db failed: $err" if $rc != 0;
+		$d{$db} = $out;
+	}
+	return \%d;
+}
+
+=pod
+
+=item query_results(NODE, DB, QUERIES)
+
+Run the queries of the array ref QUERIES ([NAME, SQL] pairs; SQL may hold
+SET statements before its SELECTs) on the running NODE in database DB, in
+one psql session with RESET ALL after each: { NAME => output, without
+trailing newlines }.  Dies when psql fails or a query's output is missing.
+
+=cut
+
+sub query_results
+{
+	my ($node, $db, $queries) = @_;
+	my $sql = join("\n",
+		map { "\\echo ###$_\n$queries->[$_][1];\nRESET ALL;" } 0 .. $#$queries);
+	my @parts = split /^###(\d+)\n?/m, $node->safe_psql($db, $sql);
+	shift @parts;
+	my %by_index = @parts;
+	my %r;
+	for my $i (0 .. $#$queries)
+	{
+		my $v = $by_index{$i};
+		die "query \"$queries->[$i][0]\" on $db: no output" unless defined $v;
+		$v =~ s/\n+\z//;
+		$r{ $queries->[$i][0] } = $v;
+	}
+	return \%r;
+}
+
+=pod
+
+=item pgbench_invariant(NODE, DB)
+
+pgbench's own invariant in database DB of the running NODE: "t|N" when
+the balances of pgbench_accounts, pgbench_tellers and pgbench_branches each
+sum to the deltas of pgbench_history, whose N rows are one per transaction.
+
+=cut
+
+sub pgbench_invariant
+{
+	my ($node, $db) = @_;
+	return $node->safe_psql($db, q{
+		SELECT (SELECT sum(abalance) FROM pgbench_accounts)
+			 = (SELECT coalesce(sum(delta), 0) FROM pgbench_history)
+		   AND (SELECT sum(tbalance) FROM pgbench_tellers)
+			 = (SELECT coalesce(sum(delta), 0) FROM pgbench_history)
+		   AND (SELECT sum(bbalance) FROM pgbench_branches)
+			 = (SELECT coalesce(sum(delta), 0) FROM pgbench_history),
+		  (SELECT count(*) FROM pgbench_history)});
+}
+
+=pod
+
 =item first_difference(EXPECTED, GOT)
 
 The first line where two texts (dumps, listings) differ, with its number,
