@@ -18,9 +18,10 @@
  * batches, b and b - 1 (the engine writes batch b while b - 1 is still
  * being synced).  Three areas, not two: the header on disk may still
  * name b - 1 as unfinished while b + 1 is being recorded, so b + 1 must not
- * land in b - 1's area; it takes b - 2's, which no durable header names.  The newest record must match the hash the header
- * holds, or that batch never began: its data is written only after header
- * and record are durable.  The older one was durable before the newer was
+ * land in b - 1's area; it takes b - 2's, which no durable header names.
+ * The newest record must match the hash the header holds, or that batch
+ * never began: its data is written only after header and record are
+ * durable.  The older one was durable before the newer was
  * recorded, so a mismatch there is damage.  The header also keeps the
  * operation's running counts, so that a resumed run reports them all.
  *
