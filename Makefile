@@ -4,7 +4,7 @@
 #   make              build lib/libpgcrypttools.a and the tools in bin/
 #   make check        build and run every unit (Check) and TAP test
 #   make demo         encrypt, verify, rotate and decrypt a throwaway cluster
-#   make bench        time the tools against pg_checksums --enable and cp -a
+#   make bench        time the tools against pg_checksums --enable, cp -a, dd
 #   make asan         unit tests under AddressSanitizer and UBSan
 #   make valgrind     unit tests under valgrind
 #   make lint         clang-tidy and cppcheck
@@ -108,8 +108,8 @@ check: all
 demo: all
 	@sh scripts/unprivileged.sh demo-local
 
-# make bench [BENCH_SCALE=N]: time the tools against pg_checksums --enable
-# and cp -a on one pgbench cluster (a benchmark, not a test).
+# make bench [BENCH_SCALE=N]: time the tools against pg_checksums --enable,
+# cp -a and dd on one pgbench cluster (a benchmark, not a test).
 BENCH_SCALE ?= 100
 bench: all
 	@BENCH_SCALE=$(BENCH_SCALE) sh scripts/unprivileged.sh bench-local

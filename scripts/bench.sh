@@ -27,6 +27,11 @@
 #	      after initdb -k
 #	   c. pg_encrypt_cluster -c CMD, defaults, durable (no -N)
 #	   d. pg_encrypt_cluster --decrypt
+#	   e. the disk itself: dd overwriting a file of the size pg_encrypt_cluster
+#	      rewrote, in place, 1 MiB at a time, then one fdatasync (the file
+#	      is written once untimed first, so no block is newly allocated):
+#	      what the storage gives, in this same run, for rewriting that many
+#	      bytes in place durably in one go, without reading or computing
 #	4. pg_checksums --check of the decrypted cluster (untimed sanity check).
 #	5. Print the table and the ratios; remove the work directory.
 #
@@ -317,6 +322,17 @@ timed decrypt pg_encrypt_cluster --decrypt -D "$pgdata"
 dec_secs=$t_secs dec_rss=$t_rss_mb
 dec_bytes=$(pages_bytes "$work/decrypt.log")
 
+# ---- 3e. the disk ----
+echo ""
+echo "== e. the disk: dd overwriting $(mb "$enc_bytes") MB in place, then fdatasync"
+disk_mb=$(((enc_bytes + 1048575) / 1048576))
+dd if=/dev/zero of="$work/disk.dat" bs=1M count="$disk_mb" conv=fdatasync 2>/dev/null ||
+	fail "dd could not write \"$work/disk.dat\""
+prepare
+timed disk dd if=/dev/zero of="$work/disk.dat" bs=1M count="$disk_mb" conv=notrunc,fdatasync
+disk_secs=$t_secs disk_rss=$t_rss_mb disk_bytes=$((disk_mb * 1048576))
+rm -f "$work/disk.dat"
+
 # ---- 4. sanity ----
 echo ""
 echo "== check: pg_checksums --check of the decrypted cluster (untimed)"
@@ -340,6 +356,7 @@ cp_rate=$(rate "$cp_bytes" "$cp_secs")
 ck_rate=$(rate "$ck_bytes" "$ck_secs")
 enc_rate=$(rate "$enc_bytes" "$enc_secs")
 dec_rate=$(rate "$dec_bytes" "$dec_secs")
+disk_rate=$(rate "$disk_bytes" "$disk_secs")
 
 echo ""
 echo "== results: pgbench scale $scale, data directory $(mb "$total_bytes") MB"
@@ -353,9 +370,11 @@ row "cp -a (no fsync)" "$cp_secs" "$(mb "$cp_bytes")" "$cp_rate" "$cp_rss"
 row "pg_checksums --enable" "$ck_secs" "$(mb "$ck_bytes")" "$ck_rate" "$ck_rss"
 row "pg_encrypt_cluster" "$enc_secs" "$(mb "$enc_bytes")" "$enc_rate" "$enc_rss"
 row "pg_encrypt_cluster --decrypt" "$dec_secs" "$(mb "$dec_bytes")" "$dec_rate" "$dec_rss"
+row "dd in place + fdatasync (the disk)" "$disk_secs" "$(mb "$disk_bytes")" "$disk_rate" "$disk_rss"
 echo ""
 echo "ratios:"
 echo "  pg_encrypt_cluster MB/s / pg_checksums --enable MB/s:            $(ratio "$enc_rate" "$ck_rate")"
 echo "  pg_encrypt_cluster seconds / cp -a seconds:                      $(ratio "$enc_secs" "$cp_secs")"
 echo "  pg_encrypt_cluster --decrypt MB/s / pg_checksums --enable MB/s:  $(ratio "$dec_rate" "$ck_rate")"
 echo "  pg_encrypt_cluster --decrypt seconds / cp -a seconds:            $(ratio "$dec_secs" "$cp_secs")"
+echo "  pg_encrypt_cluster MB/s / the disk's in-place MB/s (dd):         $(ratio "$enc_rate" "$disk_rate")"
