@@ -700,25 +700,43 @@ pct_rc		pct_wal_crypt_page(pct_cipher *c, uint8_t *page, uint16_t magic,
 
 /* ---- The file map (filemap.c): which files an operation rewrites ---- */
 
+/* Longest path the library builds (PostgreSQL's MAXPGPATH). */
+#define PCT_MAXPATH 1024
+
 typedef enum pct_file_kind
 {
 	PCT_FILE_RELATION,			/* main fork segment: FORMAT 3 */
 	PCT_FILE_WAL				/* WAL segment or .partial: FORMAT 4 */
 } pct_file_kind;
 
+/*
+ * One file, in 32 bytes: a cluster can have millions, and the whole map is
+ * in memory while a bulk operation runs.  The path is not stored: it is
+ * the directory's (fm->dirs[dir]) and a name rebuilt from the numbers
+ * (pct_file_path).
+ */
 typedef struct pct_file
 {
-	char	   *path;			/* absolute (tablespaces resolved) */
-	pct_file_kind kind;
-	bool		unlogged;		/* relation has an _init fork */
-	/* Relations only (zero for WAL): */
-	uint32_t	tablespace;		/* tablespace OID: 1663 (pg_default) for
-								 * base/, 1664 (pg_global) for global/, the
-								 * pg_tblspc entry's name for the others */
-	uint32_t	database;		/* database OID; 0 for global/ */
-	uint32_t	relfilenode;
-	uint32_t	segno;			/* .N suffix; 0 for none */
 	uint64_t	size;			/* bytes */
+	uint32_t	dir;			/* index into the map's dirs */
+	union
+	{
+		struct					/* relations */
+		{
+			uint32_t	tablespace; /* tablespace OID: 1663 (pg_default) for
+									 * base/, 1664 (pg_global) for global/,
+									 * the pg_tblspc entry's name for the
+									 * others */
+			uint32_t	database;	/* database OID; 0 for global/ */
+			uint32_t	relfilenode;
+			uint32_t	segno;	/* .N suffix; 0 for none */
+		};
+		uint32_t	wal_name[3];	/* WAL: the name's timeline, log and
+									 * segment numbers (8 hex digits each) */
+	};
+	uint8_t		kind;			/* pct_file_kind */
+	bool		unlogged;		/* relation has an _init fork */
+	bool		partial;		/* WAL: a .partial segment */
 } pct_file;
 
 typedef struct pct_filemap
@@ -727,6 +745,8 @@ typedef struct pct_filemap
 								 * database, relfilenode, segno), then WAL
 								 * sorted by name */
 	size_t		nfiles;
+	char	  **dirs;			/* absolute, tablespaces resolved */
+	size_t		ndirs;
 	uint64_t	relation_bytes;
 	uint64_t	wal_bytes;
 } pct_filemap;
@@ -750,6 +770,10 @@ typedef struct pct_filemap
 pct_rc		pct_filemap_build(const char *pgdata, int major,
 							  const pct_control *ctl, pct_filemap *fm);
 void		pct_filemap_free(pct_filemap *fm);
+/* The absolute path of a file of the map, in buf (PCT_MAXPATH bytes);
+ * returns buf. */
+const char *pct_file_path(const pct_filemap *fm, const pct_file *f,
+						  char *buf);
 
 /* ---- The operation journal (journal.c): FORMAT section 5 ---- */
 

@@ -45,6 +45,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -96,7 +97,9 @@ typedef struct worker
 typedef struct batch
 {
 	uint8_t    *buf;			/* its data (one of the two buffer sets) */
-	uint8_t    *old;			/* journal mode: copy of the old data */
+	uint8_t    *record;			/* its journal record */
+	uint8_t    *old;			/* journal mode: copy of the old data, in
+								 * place in the record */
 	uint64_t   *hashes;			/* old, new per sector */
 	pct_jzone  *zones;
 	size_t	   *zoff;			/* offset of each zone in the data buffer */
@@ -118,9 +121,10 @@ typedef struct engine
 	pct_journal *j;
 	size_t		batch_max;
 	uint8_t    *bufs[2];		/* two buffer sets: data, */
-	uint8_t    *olds[2];		/* old data (journal mode), */
+	uint8_t    *records[2];		/* journal record (with the old data), */
 	uint64_t   *hashsets[2];	/* sector hashes */
-	uint8_t    *scratch;		/* journal record */
+	size_t		record_max;
+	uint8_t    *zonebuf;		/* one hotzone: planning and resume */
 	batch		batches[3];		/* syncing, being written, being transformed */
 	uint32_t	max_zones;		/* per batch, within the open-file limit */
 	bool		skip_rel,
@@ -343,10 +347,13 @@ rel_page(engine *e, worker *w, const pct_file *f, uint64_t flsn,
 		delta = sum ^ pct_page_get_checksum(page);
 		if (delta != 0 && cnt)
 		{
+			char		path[PCT_MAXPATH];
+
 			atomic_fetch_add(&cnt[CNT_CSFAIL], 1);
 			pct_report(PCT_LOG_WARNING, NULL, NULL,
 					   "checksum verification failed in file \"%s\", block %u (offset %llu): page rewritten, checksum left failing",
-					   f->path, blkno, (unsigned long long) offset);
+					   pct_file_path(e->fm, f, path), blkno,
+					   (unsigned long long) offset);
 		}
 	}
 	if (w->in_rel)
@@ -413,20 +420,21 @@ same_relation(const pct_file *a, const pct_file *b)
 static pct_rc
 has_nonnew_page(engine *e, const pct_file *f, bool *found)
 {
+	char		path[PCT_MAXPATH];
 	int			fd;
 	pct_rc		rc = PCT_OK;
 
 	*found = false;
-	fd = open(f->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(pct_file_path(e->fm, f, path), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return pct_syserr("could not open file \"%s\"", f->path);
+		return pct_syserr("could not open file \"%s\"", path);
 	for (uint64_t off = 0; off < f->size && !*found && rc == PCT_OK;)
 	{
-		size_t		len = f->size - off > e->batch_max ? e->batch_max : f->size - off;
+		size_t		len = f->size - off > HOTZONE_MAX ? HOTZONE_MAX : f->size - off;
 
-		rc = pct_pread_all(fd, e->bufs[0], len, (off_t) off, f->path);
+		rc = pct_pread_all(fd, e->zonebuf, len, (off_t) off, path);
 		for (size_t p = 0; rc == PCT_OK && p < len && !*found; p += PAGE)
-			*found = !pct_page_is_new(e->bufs[0] + p);
+			*found = !pct_page_is_new(e->zonebuf + p);
 		off += len;
 	}
 	close(fd);
@@ -502,13 +510,15 @@ fingerprint(const engine *e, uint8_t out[32])
 	for (size_t i = 0; i < e->fm->nfiles; i++)
 	{
 		const pct_file *f = &e->fm->files[i];
+		char		path[PCT_MAXPATH];
 
+		pct_file_path(e->fm, f, path);
 		pct_put_u64(b, f->size);
 		pct_put_u32(b + 8, (uint32_t) f->kind);
 		pct_put_u32(b + 12, f->unlogged ? 1 : 0);
 		pct_put_u32(b + 16, f->segno);
 		pct_put_u32(b + 20, 0);
-		EVP_DigestUpdate(md, f->path, strlen(f->path) + 1);
+		EVP_DigestUpdate(md, path, strlen(path) + 1);
 		EVP_DigestUpdate(md, b, sizeof(b));
 	}
 	EVP_DigestFinal_ex(md, out, &n);
@@ -534,16 +544,17 @@ pct_engine_journal_space(pct_resilience mode)
 
 /* Open a file to rewrite and check it is still what the map says. */
 static pct_rc
-open_checked(const pct_file *f, int *fdp)
+open_checked(const engine *e, const pct_file *f, int *fdp)
 {
+	char		path[PCT_MAXPATH];
 	struct stat st;
-	int			fd = open(f->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	int			fd = open(pct_file_path(e->fm, f, path), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 
 	if (fd < 0)
-		return pct_syserr("could not open file \"%s\"", f->path);
+		return pct_syserr("could not open file \"%s\"", path);
 	if (fstat(fd, &st) != 0)
 	{
-		pct_rc		rc = pct_syserr("could not stat file \"%s\"", f->path);
+		pct_rc		rc = pct_syserr("could not stat file \"%s\"", path);
 
 		close(fd);
 		return rc;
@@ -554,7 +565,7 @@ open_checked(const pct_file *f, int *fdp)
 		return pct_fail(PCT_ERR_STATE, NULL,
 						"Files must not change while the cluster is being rewritten.",
 						"file \"%s\" changed since the start: size %lld, links %lu",
-						f->path, (long long) st.st_size,
+						path, (long long) st.st_size,
 						(unsigned long) st.st_nlink);
 	}
 	*fdp = fd;
@@ -567,23 +578,30 @@ read_zone(engine *e, batch *b, worker *w, uint32_t i)
 	const pct_jzone *z = &b->zones[i];
 	uint8_t    *data = b->buf + b->zoff[i];
 	uint64_t   *h = b->hashes + 2 * (b->zoff[i] / SECTOR);
+	char		path[PCT_MAXPATH];
 	pct_rc		rc;
 
-	if ((rc = open_checked(&e->fm->files[z->file], &b->fds[i])) != PCT_OK ||
+	if ((rc = open_checked(e, &e->fm->files[z->file], &b->fds[i])) != PCT_OK ||
 		(rc = pct_pread_all(b->fds[i], data, z->len, (off_t) z->offset,
-							e->fm->files[z->file].path)) != PCT_OK)
+							pct_file_path(e->fm, &e->fm->files[z->file], path))) != PCT_OK)
 	{
 		set_error(e, rc);
 		return;
 	}
-	for (uint32_t s = 0; s < z->len / SECTOR; s++)
-		h[2 * s] = pct_hash64(data + (size_t) s * SECTOR, SECTOR);
 	if (b->old)
 		memcpy(b->old + b->zoff[i], data, z->len);
-	for (uint32_t p = 0; p < z->len; p += PAGE)
-		transform_page(e, w, z->file, data + p, z->offset + p, b->cnt);
-	for (uint32_t s = 0; s < z->len / SECTOR; s++)
-		h[2 * s + 1] = pct_hash64(data + (size_t) s * SECTOR, SECTOR);
+	/* page by page, so that the page stays in the CPU cache between its
+	 * hashes and its transform */
+	for (uint32_t p = 0; p < z->len; p += PAGE, h += 2 * (PAGE / SECTOR))
+	{
+		uint8_t    *page = data + p;
+
+		for (uint32_t s = 0; s < PAGE / SECTOR; s++)
+			h[2 * s] = pct_hash64(page + (size_t) s * SECTOR, SECTOR);
+		transform_page(e, w, z->file, page, z->offset + p, b->cnt);
+		for (uint32_t s = 0; s < PAGE / SECTOR; s++)
+			h[2 * s + 1] = pct_hash64(page + (size_t) s * SECTOR, SECTOR);
+	}
 }
 
 /*
@@ -595,14 +613,17 @@ read_zone(engine *e, batch *b, worker *w, uint32_t i)
 static void
 write_zone(engine *e, batch *b, worker *w, uint32_t i)
 {
+	char		path[PCT_MAXPATH];
+
 	(void) w;
 	if (i > 0 && b->zones[i - 1].file == b->zones[i].file)
 		return;					/* written by the run's first zone */
+	pct_file_path(e->fm, &e->fm->files[b->zones[i].file], path);
 	for (uint32_t k = i; k < b->nzones && b->zones[k].file == b->zones[i].file; k++)
 	{
 		const pct_jzone *z = &b->zones[k];
 		pct_rc		rc = pct_pwrite_all(b->fds[i], b->buf + b->zoff[k], z->len,
-										(off_t) z->offset, e->fm->files[z->file].path);
+										(off_t) z->offset, path);
 
 		if (rc != PCT_OK)
 		{
@@ -631,8 +652,12 @@ sync_zone(engine *e, batch *b, worker *w, uint32_t i)
 	if (b->fds[i] < 0)
 		return;
 	if (last_of_file && pct_sync_enabled() && fdatasync(b->fds[i]) != 0)
+	{
+		char		path[PCT_MAXPATH];
+
 		set_error(e, pct_syserr("could not fsync file \"%s\"",
-								e->fm->files[b->zones[i].file].path));
+								pct_file_path(e->fm, &e->fm->files[b->zones[i].file], path)));
+	}
 	close(b->fds[i]);
 	b->fds[i] = -1;
 }
@@ -656,7 +681,7 @@ plan_batch(engine *e, batch *b, int set, uint64_t *file, uint64_t *offset)
 	size_t		used = 0;
 
 	b->buf = e->bufs[set];
-	b->old = e->olds[set];
+	b->record = e->records[set];
 	b->hashes = e->hashsets[set];
 	for (int k = 0; k < PCT_BATCH_NCOUNTS; k++)
 		atomic_store(&b->cnt[k], 0);
@@ -687,6 +712,8 @@ plan_batch(engine *e, batch *b, int set, uint64_t *file, uint64_t *offset)
 		*offset += len;
 	}
 	b->bytes = used;
+	b->old = e->o->mode == PCT_RESILIENCE_JOURNAL ?
+		b->record + pct_journal_data_offset(b->nzones, (uint32_t) (used / SECTOR)) : NULL;
 	b->end_file = *file;
 	b->end_offset = *offset;
 	return b->nzones > 0;
@@ -722,6 +749,7 @@ recover_page(engine *e, worker *w, const pct_jzone *z, uint8_t *page,
 	enum sector_state c1 = classify(page, hashes, s0),
 				c2 = classify(page + SECTOR, hashes, s0 + 1);
 	uint8_t		tmp[PAGE];
+	char		path[PCT_MAXPATH];
 
 	*dirty = false;
 	if (c1 == SECTOR_NEW && c2 == SECTOR_NEW)
@@ -732,7 +760,8 @@ recover_page(engine *e, worker *w, const pct_jzone *z, uint8_t *page,
 		pct_report(PCT_LOG_WARNING, NULL,
 				   "Storage tore a sector write; restore this file from a backup.",
 				   "damaged sector in file \"%s\" at offset %llu: neither its old nor its new contents",
-				   f->path, (unsigned long long) (offset + (c1 == SECTOR_TORN ? 0 : SECTOR)));
+				   pct_file_path(e->fm, f, path),
+				   (unsigned long long) (offset + (c1 == SECTOR_TORN ? 0 : SECTOR)));
 		return PCT_OK;
 	}
 	if (c1 == SECTOR_OLD && c2 == SECTOR_NEW)
@@ -754,7 +783,7 @@ recover_page(engine *e, worker *w, const pct_jzone *z, uint8_t *page,
 		classify(page + SECTOR, hashes, s0 + 1) != SECTOR_NEW)
 		return pct_fail(PCT_ERR_STATE, NULL, NULL,
 						"could not reproduce the journaled contents of file \"%s\" at offset %llu",
-						f->path, (unsigned long long) offset);
+						pct_file_path(e->fm, f, path), (unsigned long long) offset);
 	*dirty = true;
 	return PCT_OK;
 }
@@ -774,35 +803,37 @@ resume_batch(engine *e, const pct_jbatch *b)
 	{
 		const pct_jzone *z = &b->zones[i];
 		const pct_file *f;
+		char		path[PCT_MAXPATH];
 		int			fd = -1;
 
 		if (z->file >= e->fm->nfiles ||
 			z->offset + z->len > e->fm->files[z->file].size || z->len % PAGE ||
-			z->len > e->batch_max)
+			z->len > HOTZONE_MAX)
 			return pct_fail(PCT_ERR_FORMAT, NULL, NULL,
 							"journal names a hotzone outside the files");
 		f = &e->fm->files[z->file];
-		if ((rc = open_checked(f, &fd)) != PCT_OK)
+		pct_file_path(e->fm, f, path);
+		if ((rc = open_checked(e, f, &fd)) != PCT_OK)
 			return rc;
 		if (b->olddata)
 			rc = pct_pwrite_all(fd, b->olddata + dataoff, z->len,
-								(off_t) z->offset, f->path);
-		else if ((rc = pct_pread_all(fd, e->bufs[0], z->len, (off_t) z->offset,
-									 f->path)) == PCT_OK)
+								(off_t) z->offset, path);
+		else if ((rc = pct_pread_all(fd, e->zonebuf, z->len, (off_t) z->offset,
+									 path)) == PCT_OK)
 		{
 			for (uint32_t p = 0; p < z->len && rc == PCT_OK; p += PAGE)
 			{
 				bool		dirty;
 
-				rc = recover_page(e, &e->workers[0], z, e->bufs[0] + p, z->offset + p,
+				rc = recover_page(e, &e->workers[0], z, e->zonebuf + p, z->offset + p,
 								  b->hashes, s + p / SECTOR, &dirty);
 				if (rc == PCT_OK && dirty)
-					rc = pct_pwrite_all(fd, e->bufs[0] + p, PAGE,
-										(off_t) (z->offset + p), f->path);
+					rc = pct_pwrite_all(fd, e->zonebuf + p, PAGE,
+										(off_t) (z->offset + p), path);
 			}
 		}
 		if (rc == PCT_OK && pct_sync_enabled() && fdatasync(fd) != 0)
-			rc = pct_syserr("could not fsync file \"%s\"", f->path);
+			rc = pct_syserr("could not fsync file \"%s\"", path);
 		close(fd);
 		dataoff += z->len;
 		s += z->len / SECTOR;
@@ -860,6 +891,36 @@ resume_batches(engine *e, uint64_t *file, uint64_t *offset)
 
 /* ---- setup ---- */
 
+/*
+ * The batch buffers: mapped whole, in huge pages where the kernel has them,
+ * and populated at once.  Faulting 48 MiB in page by page cost 160 ms here
+ * (a virtual machine backs guest memory on first touch), all of it before
+ * the first write; populated in one call 60 ms, in huge pages 5.
+ */
+static void *
+big_alloc(size_t size)
+{
+	void	   *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+						 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	(void) madvise(p, size, MADV_HUGEPAGE);
+#endif
+#ifdef MADV_POPULATE_WRITE
+	(void) madvise(p, size, MADV_POPULATE_WRITE);	/* Linux 5.14; a hint */
+#endif
+	return p;
+}
+
+static void
+big_free(void *p, size_t size)
+{
+	if (p != NULL)
+		munmap(p, size);
+}
+
 static pct_rc
 make_workers(engine *e)
 {
@@ -904,11 +965,11 @@ free_engine(engine *e)
 	free(e->file_lsn);
 	for (int i = 0; i < 2; i++)
 	{
-		free(e->bufs[i]);
-		free(e->olds[i]);
+		big_free(e->bufs[i], e->batch_max);
+		big_free(e->records[i], e->record_max);
 		free(e->hashsets[i]);
 	}
-	free(e->scratch);
+	free(e->zonebuf);
 	for (int i = 0; i < 3; i++)
 	{
 		free(e->batches[i].zones);
@@ -916,6 +977,70 @@ free_engine(engine *e)
 		free(e->batches[i].fds);
 	}
 	pthread_mutex_destroy(&e->err_lock);
+}
+
+/*
+ * Peak memory stays under 64 MB (10^6 bytes) whatever the cluster size, as
+ * far as the file map allows: the map takes 40 bytes a file (its entry and
+ * the plan's LSN), so the batches shrink to leave room for it, down to one
+ * hotzone.  MEMORY_BUDGET is what the map and the buffers may take
+ * together; the rest is the program itself (libraries, stacks, the journal
+ * header): 7.4 MB measured, and a margin.
+ */
+#define MEMORY_BUDGET	(48 * 1024 * 1024)
+
+static size_t
+map_memory(const engine *e)
+{
+	size_t		n = 0;
+
+	n += e->fm->nfiles * (sizeof(pct_file) + sizeof(uint64_t));	/* entry, plan */
+	for (size_t i = 0; i < e->fm->ndirs; i++)
+		n += strlen(e->fm->dirs[i]) + 32;
+	return n;
+}
+
+/* The two buffer sets and the three batch slots (not needed to plan). */
+static pct_rc
+alloc_batches(engine *e)
+{
+	bool		journal = e->o->mode == PCT_RESILIENCE_JOURNAL;
+	size_t		map = map_memory(e),
+				per_byte = journal ? 4 : 2;	/* data, old data; two sets */
+	size_t		room = map < MEMORY_BUDGET ? (MEMORY_BUDGET - map) / per_byte : 0;
+
+	if (e->batch_max < PAGE)
+		return pct_fail(PCT_ERR_ARG, NULL, NULL, "batch size below a page");
+	if (e->batch_max > room)
+	{
+		size_t		was = e->batch_max;
+
+		e->batch_max = room / PAGE * PAGE;
+		if (e->batch_max < HOTZONE_MAX)
+			e->batch_max = HOTZONE_MAX;
+		pct_report(PCT_LOG_INFO, NULL, NULL,
+				   "file map of %zu files takes %zu kB: batches of %zu kB instead of %zu kB",
+				   e->fm->nfiles, map >> 10, e->batch_max >> 10, was >> 10);
+	}
+	e->record_max = pct_journal_record_size(MAX_ZONES, (uint32_t) (e->batch_max / SECTOR),
+											journal ? e->batch_max : 0);
+	for (int i = 0; i < 2; i++)
+	{
+		e->bufs[i] = big_alloc(e->batch_max);
+		e->records[i] = big_alloc(e->record_max);
+		e->hashsets[i] = calloc(2 * (e->batch_max / SECTOR), sizeof(uint64_t));
+		if (!e->bufs[i] || !e->records[i] || !e->hashsets[i])
+			return pct_fail(PCT_ERR_NOMEM, NULL, NULL, "out of memory");
+	}
+	for (int i = 0; i < 3; i++)
+	{
+		e->batches[i].zones = calloc(MAX_ZONES, sizeof(pct_jzone));
+		e->batches[i].zoff = calloc(MAX_ZONES, sizeof(size_t));
+		e->batches[i].fds = calloc(MAX_ZONES, sizeof(int));
+		if (!e->batches[i].zones || !e->batches[i].zoff || !e->batches[i].fds)
+			return pct_fail(PCT_ERR_NOMEM, NULL, NULL, "out of memory");
+	}
+	return PCT_OK;
 }
 
 static bool
@@ -1045,25 +1170,8 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 			e.batch_max = (size_t) atol(kb) * 1024 / PAGE * PAGE;
 	}
 	e.file_lsn = calloc(fm->nfiles ? fm->nfiles : 1, sizeof(uint64_t));
-	e.scratch = malloc(area_size(o->mode));
-	bool		nomem = !e.file_lsn || !e.scratch;
-
-	for (int i = 0; i < 2; i++)
-	{
-		e.bufs[i] = malloc(e.batch_max);
-		e.olds[i] = o->mode == PCT_RESILIENCE_JOURNAL ? malloc(e.batch_max) : NULL;
-		e.hashsets[i] = calloc(2 * (e.batch_max / SECTOR), sizeof(uint64_t));
-		nomem |= !e.bufs[i] || !e.hashsets[i] ||
-			(o->mode == PCT_RESILIENCE_JOURNAL && !e.olds[i]);
-	}
-	for (int i = 0; i < 3; i++)
-	{
-		e.batches[i].zones = calloc(MAX_ZONES, sizeof(pct_jzone));
-		e.batches[i].zoff = calloc(MAX_ZONES, sizeof(size_t));
-		e.batches[i].fds = calloc(MAX_ZONES, sizeof(int));
-		nomem |= !e.batches[i].zones || !e.batches[i].zoff || !e.batches[i].fds;
-	}
-	if (nomem)
+	e.zonebuf = malloc(HOTZONE_MAX);
+	if (!e.file_lsn || !e.zonebuf)
 	{
 		free_engine(&e);
 		return pct_fail(PCT_ERR_NOMEM, NULL, NULL, "out of memory");
@@ -1148,6 +1256,8 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 		res->unlogged_next = e.j->info.unlogged_next;
 		goto done;
 	}
+	if ((rc = alloc_batches(&e)) != PCT_OK)
+		goto done;
 
 	/*
 	 * 4: the batches.  Batch n is recorded and written while batch n + 1
@@ -1195,7 +1305,7 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 			if ((rc = pct_journal_begin_batch(e.j, prev_syncing, b->zones, b->nzones,
 											  b->hashes, (uint32_t) (b->bytes / SECTOR),
 											  counts, b->old, b->old ? b->bytes : 0,
-											  e.scratch)) != PCT_OK)
+											  b->record)) != PCT_OK)
 				break;
 			t2 = now();
 			prof[1] += t2 - t1;

@@ -2,7 +2,7 @@
  * filemap.c
  *	  The file map: which files of a cluster a bulk operation rewrites.
  *
- * Owns: pct_filemap_build() and pct_filemap_free(); the rules of FORMAT
+ * Owns: pct_filemap_build(), pct_filemap_free(), pct_file_path(); the rules of FORMAT
  * sections 3 and 4 that say which files are encrypted (main forks of
  * permanent and unlogged relations, WAL segments), which relations are
  * unlogged, and the checks FORMAT 5 and the block sizes require before any
@@ -32,7 +32,11 @@
  *	6. No directory may be reached twice (two tablespace links to one
  *	   place would have its files rewritten twice).
  *	7. Sort (relations by tablespace, database, relfilenode, segment, then
- *	   WAL by name) and add up the sizes.
+ *	   WAL by name; in place) and add up the sizes.
+ * An entry takes 32 bytes: it names its directory by number, and its own
+ * name is rebuilt from the numbers it holds (pct_file_path), which is
+ * exact because the names kept have no leading zeros (relations) or are
+ * upper-case hex of a fixed length (WAL).  A million files take 32 MB.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -57,6 +61,8 @@
 
 /* How many files of each kind of problem are named in the report. */
 #define MAX_NAMED		10
+
+_Static_assert(sizeof(pct_file) == 32, "a file map entry takes 32 bytes");
 
 /* Kinds of problems that make a file unfit for rewriting in place. */
 typedef enum problem_kind
@@ -107,6 +113,9 @@ typedef struct builder
 	seen_dir   *dirs;
 	size_t		ndirs;
 	size_t		capdirs;
+	char	  **fdirs;			/* the map's directories (of its files) */
+	size_t		nfdirs;
+	size_t		capfdirs;
 	problem_list problems[NUM_PROB];
 } builder;
 
@@ -515,7 +524,7 @@ next_entry(DIR *d, const char *path, struct dirent **de)
  * when it is fit, add it to the map.
  */
 static pct_rc
-add_file(builder *b, const char *dir, const char *name,
+add_file(builder *b, const char *dir, uint32_t dirno, const char *name,
 		 const struct stat *st, pct_file_kind kind, bool partial,
 		 uint32_t ts, uint32_t db, uint32_t node, uint32_t segno)
 {
@@ -585,15 +594,29 @@ add_file(builder *b, const char *dir, const char *name,
 	b->files = f;
 	f += b->nfiles;
 	memset(f, 0, sizeof(*f));
-	f->path = join_path(dir, name);
-	if (f->path == NULL)
-		return no_memory();
-	f->kind = kind;
-	f->tablespace = ts;
-	f->database = db;
-	f->relfilenode = node;
-	f->segno = segno;
+	f->dir = dirno;
+	f->kind = (uint8_t) kind;
 	f->size = size;
+	if (kind == PCT_FILE_WAL)
+	{
+		/* is_wal_name checked the 24 upper-case hex digits */
+		for (int k = 0; k < 3; k++)
+			for (int i = 0; i < 8; i++)
+			{
+				char		c = name[8 * k + i];
+
+				f->wal_name[k] = f->wal_name[k] << 4 |
+					(uint32_t) (c <= '9' ? c - '0' : c - 'A' + 10);
+			}
+		f->partial = partial;
+	}
+	else
+	{
+		f->tablespace = ts;
+		f->database = db;
+		f->relfilenode = node;
+		f->segno = segno;
+	}
 	b->nfiles++;
 	return PCT_OK;
 }
@@ -607,6 +630,22 @@ cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Add path to the map's directories; its index in *dirno. */
+static pct_rc
+add_fdir(builder *b, const char *path, uint32_t *dirno)
+{
+	char	  **d;
+
+	if (b->nfdirs >= UINT32_MAX ||
+		(d = grow(b->fdirs, &b->capfdirs, b->nfdirs + 1, sizeof(char *))) == NULL)
+		return no_memory();
+	b->fdirs = d;
+	if ((d[b->nfdirs] = strdup(path)) == NULL)
+		return no_memory();
+	*dirno = (uint32_t) b->nfdirs++;
+	return PCT_OK;
+}
+
 /*
  * Scan a directory of relation files (global/, base/DB,
  * pg_tblspc/TS/PG_x/DB).
@@ -617,10 +656,16 @@ scan_reldir(builder *b, const char *path, uint32_t ts, uint32_t db)
 	DIR		   *d;
 	struct dirent *de;
 	size_t		first = b->nfiles;
+	uint32_t	dirno;
 	pct_rc		rc;
 
 	if ((rc = open_dir(b, path, true, ts, &d)) != PCT_OK || d == NULL)
 		return rc;
+	if ((rc = add_fdir(b, path, &dirno)) != PCT_OK)
+	{
+		closedir(d);
+		return rc;
+	}
 	b->ninits = 0;
 	for (;;)
 	{
@@ -655,8 +700,8 @@ scan_reldir(builder *b, const char *path, uint32_t ts, uint32_t db)
 							de->d_name);
 			break;
 		}
-		rc = add_file(b, path, de->d_name, &st, PCT_FILE_RELATION, false,
-					  ts, db, node, segno);
+		rc = add_file(b, path, dirno, de->d_name, &st, PCT_FILE_RELATION,
+					  false, ts, db, node, segno);
 		if (rc != PCT_OK)
 			break;
 	}
@@ -795,6 +840,7 @@ scan_wal(builder *b, const char *pgdata)
 	DIR		   *d;
 	struct dirent *de;
 	struct stat st;
+	uint32_t	dirno;
 	pct_rc		rc;
 
 	if ((rc = pct_path(link, "%s/pg_wal", pgdata)) != PCT_OK)
@@ -807,6 +853,11 @@ scan_wal(builder *b, const char *pgdata)
 		return pct_syserr("could not resolve directory \"%s\"", link);
 	if ((rc = open_dir(b, path, true, 0, &d)) != PCT_OK || d == NULL)
 		return rc;
+	if ((rc = add_fdir(b, path, &dirno)) != PCT_OK)
+	{
+		closedir(d);
+		return rc;
+	}
 	for (;;)
 	{
 		bool		partial;
@@ -822,7 +873,7 @@ scan_wal(builder *b, const char *pgdata)
 							de->d_name);
 			break;
 		}
-		rc = add_file(b, path, de->d_name, &st, PCT_FILE_WAL, partial,
+		rc = add_file(b, path, dirno, de->d_name, &st, PCT_FILE_WAL, partial,
 					  0, 0, 0, 0);
 		if (rc != PCT_OK)
 			break;
@@ -842,7 +893,13 @@ cmp_file(const void *pa, const void *pb)
 	if (a->kind != b->kind)
 		return a->kind == PCT_FILE_RELATION ? -1 : 1;
 	if (a->kind == PCT_FILE_WAL)
-		return strcmp(a->path, b->path);
+	{
+		/* as the names compare: 24 hex digits, then ".partial" */
+		for (int k = 0; k < 3; k++)
+			if (a->wal_name[k] != b->wal_name[k])
+				return a->wal_name[k] < b->wal_name[k] ? -1 : 1;
+		return (int) a->partial - (int) b->partial;
+	}
 	if (a->tablespace != b->tablespace)
 		return a->tablespace < b->tablespace ? -1 : 1;
 	if (a->database != b->database)
@@ -854,12 +911,53 @@ cmp_file(const void *pa, const void *pb)
 	return 0;
 }
 
+/*
+ * Sort the files in place (heapsort): qsort may allocate a copy of the
+ * whole array, which for millions of files would double the map's memory.
+ */
+static void
+sift_down(pct_file *f, size_t root, size_t n)
+{
+	for (;;)
+	{
+		size_t		child = 2 * root + 1;
+		pct_file	tmp;
+
+		if (child >= n)
+			return;
+		if (child + 1 < n && cmp_file(&f[child], &f[child + 1]) < 0)
+			child++;
+		if (cmp_file(&f[root], &f[child]) >= 0)
+			return;
+		tmp = f[root];
+		f[root] = f[child];
+		f[child] = tmp;
+		root = child;
+	}
+}
+
+static void
+sort_files(pct_file *f, size_t n)
+{
+	for (size_t i = n / 2; i-- > 0;)
+		sift_down(f, i, n);
+	for (size_t end = n; end-- > 1;)
+	{
+		pct_file	tmp = f[0];
+
+		f[0] = f[end];
+		f[end] = tmp;
+		sift_down(f, 0, end);
+	}
+}
+
 static void
 free_builder(builder *b)
 {
-	for (size_t i = 0; i < b->nfiles; i++)
-		free(b->files[i].path);
 	free(b->files);
+	for (size_t i = 0; i < b->nfdirs; i++)
+		free(b->fdirs[i]);
+	free(b->fdirs);
 	free(b->inits);
 	for (size_t i = 0; i < b->ndirs; i++)
 		free(b->dirs[i].path);
@@ -929,8 +1027,7 @@ pct_filemap_build(const char *pgdata, int major, const pct_control *ctl,
 		return rc;
 	}
 
-	if (b.nfiles > 1)
-		qsort(b.files, b.nfiles, sizeof(pct_file), cmp_file);
+	sort_files(b.files, b.nfiles);
 	for (size_t i = 0; i < b.nfiles; i++)
 	{
 		if (b.files[i].kind == PCT_FILE_RELATION)
@@ -940,8 +1037,12 @@ pct_filemap_build(const char *pgdata, int major, const pct_control *ctl,
 	}
 	fm->files = b.files;
 	fm->nfiles = b.nfiles;
+	fm->dirs = b.fdirs;
+	fm->ndirs = b.nfdirs;
 	b.files = NULL;
 	b.nfiles = 0;
+	b.fdirs = NULL;
+	b.nfdirs = 0;
 	free_builder(&b);
 	return PCT_OK;
 }
@@ -951,8 +1052,24 @@ pct_filemap_free(pct_filemap *fm)
 {
 	if (fm == NULL)
 		return;
-	for (size_t i = 0; i < fm->nfiles; i++)
-		free(fm->files[i].path);
 	free(fm->files);
+	for (size_t i = 0; i < fm->ndirs; i++)
+		free(fm->dirs[i]);
+	free(fm->dirs);
 	memset(fm, 0, sizeof(*fm));
+}
+
+const char *
+pct_file_path(const pct_filemap *fm, const pct_file *f, char *buf)
+{
+	const char *dir = f->dir < fm->ndirs ? fm->dirs[f->dir] : "?";
+
+	if (f->kind == PCT_FILE_WAL)
+		snprintf(buf, PCT_MAXPATH, "%s/%08X%08X%08X%s", dir, f->wal_name[0],
+				 f->wal_name[1], f->wal_name[2], f->partial ? WAL_PARTIAL : "");
+	else if (f->segno != 0)
+		snprintf(buf, PCT_MAXPATH, "%s/%u.%u", dir, f->relfilenode, f->segno);
+	else
+		snprintf(buf, PCT_MAXPATH, "%s/%u", dir, f->relfilenode);
+	return buf;
 }

@@ -531,14 +531,20 @@ pct_journal_close(pct_journal *j)
 	free(j);
 }
 
-uint32_t
-pct_journal_record_size(uint32_t nzones, uint32_t nsectors, size_t datalen)
+size_t
+pct_journal_data_offset(uint32_t nzones, uint32_t nsectors)
 {
 	size_t		n = B_FIXED + (size_t) nzones * ZONE_SIZE + (size_t) nsectors * 16;
 
+	return (n + 4095) / 4096 * 4096;
+}
+
+uint32_t
+pct_journal_record_size(uint32_t nzones, uint32_t nsectors, size_t datalen)
+{
 	if (datalen > 0)
-		n = (n + 4095) / 4096 * 4096 + datalen;
-	return (uint32_t) n;
+		return (uint32_t) (pct_journal_data_offset(nzones, nsectors) + datalen);
+	return (uint32_t) (B_FIXED + (size_t) nzones * ZONE_SIZE + (size_t) nsectors * 16);
 }
 
 pct_rc
@@ -580,7 +586,8 @@ pct_journal_begin_batch(pct_journal *j, bool prev_unfinished,
 
 		memset(p, 0, pad);
 		p += pad;
-		memcpy(p, olddata, datalen);
+		if (olddata != p)		/* else the caller built it in place */
+			memcpy(p, olddata, datalen);
 	}
 	/* the batch recorded last stays unfinished until its data is durable */
 	j->prev_active = prev_unfinished && j->batch_active;

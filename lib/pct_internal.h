@@ -12,9 +12,6 @@
 
 #include "pg_cryptokeys.h"
 
-/* Longest path the library builds (PostgreSQL's MAXPGPATH). */
-#define PCT_MAXPATH 1024
-
 #if defined(__GNUC__)
 #define PCT_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
@@ -118,12 +115,15 @@ pct_rc		pct_journal_create(const char *pgdata, const pct_journal_info *info,
 							   pct_journal **j);
 pct_rc		pct_journal_open(const char *pgdata, pct_journal **j);
 void		pct_journal_close(pct_journal *j);
-/* Bytes a batch record takes. */
+/* Bytes a batch record takes; where in it the old data starts. */
 uint32_t	pct_journal_record_size(uint32_t nzones, uint32_t nsectors,
 									size_t datalen);
+size_t		pct_journal_data_offset(uint32_t nzones, uint32_t nsectors);
 /*
  * Record a batch (hashes: old, new per sector) and make it and a header
- * naming it durable; scratch holds the record (area_size bytes).  With
+ * naming it durable; scratch holds the record (pct_journal_record_size
+ * bytes).  The old data (journal mode) may already be in scratch at
+ * pct_journal_data_offset: then olddata points there.  With
  * prev_unfinished, the batch recorded before stays unfinished in the
  * header (its data is not durable yet); otherwise it is done.  Whatever
  * batch came before that must be durable: its area is reused.  The caller

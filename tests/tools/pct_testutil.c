@@ -294,6 +294,17 @@ cluster_load(const char *pgdata, cluster_info *ci)
 	return rc == PCT_OK;
 }
 
+/* The absolute path of a map file, in one of four buffers used in turn
+ * (a message names up to two). */
+static const char *
+fpath(const pct_filemap *fm, const pct_file *f)
+{
+	static char bufs[4][PCT_MAXPATH];
+	static unsigned next;
+
+	return pct_file_path(fm, f, bufs[next++ % 4]);
+}
+
 /* Path of a map file relative to its data directory (tablespace files
  * through pg_tblspc/TS/PG_<major>_<catversion>/). */
 static void
@@ -303,9 +314,9 @@ map_relpath(const cluster_info *ci, const pct_file *f, char *buf, size_t len)
 
 	if (f->kind == PCT_FILE_WAL)
 	{
-		const char *base = strrchr(f->path, '/');
+		const char *path = fpath(&ci->fm, f);
 
-		snprintf(buf, len, "pg_wal/%s", base ? base + 1 : f->path);
+		snprintf(buf, len, "pg_wal/%s", strrchr(path, '/') + 1);
 		return;
 	}
 	if (f->tablespace == 1664)
@@ -407,10 +418,10 @@ static void
 read_page_body(const cluster_info *ci, const iv_entry *e, uint8_t *page)
 {
 	const pct_file *f = &ci->fm.files[e->file];
-	int			fd = open_ro(f->path);
+	int			fd = open_ro(fpath(&ci->fm, f));
 
 	if (fd < 0 ||
-		pct_pread_all(fd, page, PAGE, (off_t) e->page * PAGE, f->path) != PCT_OK)
+		pct_pread_all(fd, page, PAGE, (off_t) e->page * PAGE, fpath(&ci->fm, f)) != PCT_OK)
 		exit(2);
 	close(fd);
 }
@@ -442,13 +453,13 @@ iv_audit(const char *pgdata)
 
 		if (f->kind != PCT_FILE_RELATION || f->size == 0)
 			continue;
-		if ((fd = open_ro(f->path)) < 0)
+		if ((fd = open_ro(fpath(&ci.fm, f))) < 0)
 			return 2;
 		for (uint64_t off = 0; off < f->size; off += CHUNK)
 		{
 			size_t		len = f->size - off < CHUNK ? (size_t) (f->size - off) : CHUNK;
 
-			if (pct_pread_all(fd, buf, len, (off_t) off, f->path) != PCT_OK)
+			if (pct_pread_all(fd, buf, len, (off_t) off, fpath(&ci.fm, f)) != PCT_OK)
 				return 2;
 			for (size_t p = 0; p < len; p += PAGE)
 			{
@@ -518,12 +529,12 @@ iv_audit(const char *pgdata)
 								limit_ok = false;
 					if (limit_ok)
 						printf("known-limit %s:%u %s:%u\n",
-							   ci.fm.files[ents[a].file].path, ents[a].page,
-							   ci.fm.files[ents[b].file].path, ents[b].page);
+							   fpath(&ci.fm, &ci.fm.files[ents[a].file]), ents[a].page,
+							   fpath(&ci.fm, &ci.fm.files[ents[b].file]), ents[b].page);
 					else
 						violation("SHARED-IV %s:%u %s:%u",
-								  ci.fm.files[ents[a].file].path, ents[a].page,
-								  ci.fm.files[ents[b].file].path, ents[b].page);
+								  fpath(&ci.fm, &ci.fm.files[ents[a].file]), ents[a].page,
+								  fpath(&ci.fm, &ci.fm.files[ents[b].file]), ents[b].page);
 				}
 			}
 		if (!differ)
@@ -1037,7 +1048,7 @@ compare_encrypted(const char *orig, const char *enc)
 		snprintf(epath, sizeof(epath), "%s/%s", enc, rel);
 		if (lstat(epath, &st) != 0 && errno == ENOENT)
 			continue;			/* reported as MISSING above */
-		if ((fo = open_ro(f->path)) < 0 || (fe = open_ro(epath)) < 0 ||
+		if ((fo = open_ro(fpath(&ci.fm, f))) < 0 || (fe = open_ro(epath)) < 0 ||
 			fstat(fe, &st) != 0)
 			return 2;
 		if ((uint64_t) st.st_size != f->size)
@@ -1050,7 +1061,7 @@ compare_encrypted(const char *orig, const char *enc)
 			{
 				size_t		len = f->size - off < CHUNK ? (size_t) (f->size - off) : CHUNK;
 
-				if (pct_pread_all(fo, s.ba, len, (off_t) off, f->path) != PCT_OK ||
+				if (pct_pread_all(fo, s.ba, len, (off_t) off, fpath(&ci.fm, f)) != PCT_OK ||
 					pct_pread_all(fe, s.bb, len, (off_t) off, epath) != PCT_OK)
 					return 2;
 				for (size_t p = 0; p < len; p += PAGE)
@@ -1080,7 +1091,7 @@ compare_encrypted(const char *orig, const char *enc)
 				{
 					if (lsn != 0 && s.rel_lsn[k] != lsn)
 					{
-						violation("FAKE-LSN-VARIES %s segment %u", ci.fm.files[k].path,
+						violation("FAKE-LSN-VARIES %s segment %u", fpath(&ci.fm, &ci.fm.files[k]),
 								  ci.fm.files[k].segno);
 						v++;
 					}
@@ -1301,7 +1312,7 @@ journal_show(const char *pgdata)
 			for (uint32_t i = 0; i < b[k].nzones; i++)
 				printf("zone %u %s %" PRIu64 " %u\n", zone++,
 					   b[k].zones[i].file < fm.nfiles ?
-					   fm.files[b[k].zones[i].file].path : "?",
+					   fpath(&fm, &fm.files[b[k].zones[i].file]) : "?",
 					   b[k].zones[i].offset, b[k].zones[i].len);
 		pct_filemap_free(&fm);
 	}

@@ -129,12 +129,25 @@ resolve(const char *path, char *out)
 				  strerror(errno));
 }
 
+/* The path of a file of fm, in one of eight buffers used in turn. */
+static const char *
+fp(const pct_filemap *fm, const pct_file *f)
+{
+	static char bufs[8][PCT_MAXPATH];
+	static unsigned next;
+
+	return pct_file_path(fm, f, bufs[next++ % 8]);
+}
+
+/* The map cmp_key's WAL files belong to. */
+static const pct_filemap *cmp_map;
+
 /* The file of the map with this path, or NULL. */
 static const pct_file *
 find_file(const pct_filemap *fm, const char *path)
 {
 	for (size_t i = 0; i < fm->nfiles; i++)
-		if (strcmp(fm->files[i].path, path) == 0)
+		if (strcmp(fp(fm, &fm->files[i]), path) == 0)
 			return &fm->files[i];
 	return NULL;
 }
@@ -146,10 +159,11 @@ cmp_key(const pct_file *a, const pct_file *b)
 		return a->kind == PCT_FILE_RELATION ? -1 : 1;
 	if (a->kind == PCT_FILE_WAL)
 	{
-		const char *x = strrchr(a->path, '/');
-		const char *y = strrchr(b->path, '/');
+		char		x[PCT_MAXPATH],
+					y[PCT_MAXPATH];
 
-		return strcmp(x, y);
+		/* the file names, which are in the same directory */
+		return strcmp(pct_file_path(cmp_map, a, x), pct_file_path(cmp_map, b, y));
 	}
 	if (a->tablespace != b->tablespace)
 		return a->tablespace < b->tablespace ? -1 : 1;
@@ -172,26 +186,28 @@ check_invariants(const pct_filemap *fm)
 	uint64_t	rel = 0,
 				wal = 0;
 
+	cmp_map = fm;
+
 	for (size_t i = 0; i < fm->nfiles; i++)
 	{
 		const pct_file *f = &fm->files[i];
-		const char *base = strrchr(f->path, '/');
+		const char *base = strrchr(fp(fm, f), '/');
 		struct stat st;
 
-		ck_assert_msg(f->path[0] == '/', "not absolute: %s", f->path);
+		ck_assert_msg(fp(fm, f)[0] == '/', "not absolute: %s", fp(fm, f));
 		ck_assert_ptr_nonnull(base);
 		base++;
 		ck_assert_msg(strchr(base, '_') == NULL, "fork or temp file %s",
-					  f->path);
-		ck_assert_msg(base[0] != 't', "temporary relation %s", f->path);
-		ck_assert_msg(lstat(f->path, &st) == 0, "lstat %s", f->path);
+					  fp(fm, f));
+		ck_assert_msg(base[0] != 't', "temporary relation %s", fp(fm, f));
+		ck_assert_msg(lstat(fp(fm, f), &st) == 0, "lstat %s", fp(fm, f));
 		ck_assert(S_ISREG(st.st_mode));
 		ck_assert_uint_eq(st.st_nlink, 1);
 		ck_assert_uint_eq((uint64_t) st.st_size, f->size);
 		if (i > 0)
 			ck_assert_msg(cmp_key(&fm->files[i - 1], f) < 0,
-						  "not sorted: %s before %s", fm->files[i - 1].path,
-						  f->path);
+						  "not sorted: %s before %s", fp(fm, &fm->files[i - 1]),
+						  fp(fm, f));
 		if (f->kind == PCT_FILE_RELATION)
 		{
 			rel += f->size;
@@ -201,15 +217,13 @@ check_invariants(const pct_filemap *fm)
 		{
 			wal += f->size;
 			ck_assert(!f->unlogged);
-			ck_assert_uint_eq(f->tablespace, 0);
-			ck_assert_uint_eq(f->database, 0);
-			ck_assert_uint_eq(f->relfilenode, 0);
-			ck_assert_uint_eq(f->segno, 0);
+			/* the name comes back from its numbers (lstat above) */
+			ck_assert_int_eq(f->partial, strstr(fp(fm, f), ".partial") != NULL);
 		}
 	}
 	for (size_t i = 0; i < fm->nfiles; i++)
 		for (size_t j = i + 1; j < fm->nfiles && j < i + 2; j++)
-			ck_assert_str_ne(fm->files[i].path, fm->files[j].path);
+			ck_assert_str_ne(fp(fm, &fm->files[i]), fp(fm, &fm->files[j]));
 	ck_assert_uint_eq(fm->relation_bytes, rel);
 	ck_assert_uint_eq(fm->wal_bytes, wal);
 }
@@ -871,19 +885,21 @@ START_TEST(test_real_relations)
 		const pct_file *f = &fm.files[i];
 		expect_rel	key;
 		expect_rel *e;
+		char		kp[PCT_MAXPATH];
 
 		if (f->kind != PCT_FILE_RELATION)
 			continue;
 		nrel++;
-		key.path = f->path;
+		snprintf(kp, sizeof(kp), "%s", fp(&fm, f));
+		key.path = kp;
 		e = bsearch(&key, real_expect, real_nexpect, sizeof(expect_rel),
 					cmp_expect);
 		ck_assert_msg(e != NULL, "the map holds %s, which the server did "
-					  "not name", f->path);
-		ck_assert_msg(!e->seen, "%s twice", f->path);
+					  "not name", fp(&fm, f));
+		ck_assert_msg(!e->seen, "%s twice", fp(&fm, f));
 		e->seen = true;
 		ck_assert_msg(f->unlogged == e->unlogged, "%s: unlogged %d, want %d",
-					  f->path, f->unlogged, e->unlogged);
+					  fp(&fm, f), f->unlogged, e->unlogged);
 		ck_assert_uint_eq(f->tablespace, e->ts);
 		ck_assert_uint_eq(f->database, e->db);
 		ck_assert_uint_eq(f->relfilenode, e->node);
@@ -898,8 +914,8 @@ START_TEST(test_real_relations)
 		if (f->tablespace != 1663 && f->tablespace != 1664)
 		{
 			/* Found through the link, in this cluster's directory. */
-			ck_assert_msg(strncmp(f->path, prefix, strlen(prefix)) == 0,
-						  "%s is not under %s", f->path, prefix);
+			ck_assert_msg(strncmp(fp(&fm, f), prefix, strlen(prefix)) == 0,
+						  "%s is not under %s", fp(&fm, f), prefix);
 			ck_assert_uint_ge(f->tablespace, 16384);
 			nts++;
 		}
@@ -945,12 +961,12 @@ START_TEST(test_real_wal)
 		}
 		nwal++;
 		/* The link is resolved. */
-		ck_assert_msg(strncmp(f->path, real_wal, strlen(real_wal)) == 0 &&
-					  f->path[strlen(real_wal)] == '/', "%s", f->path);
-		base = f->path + strlen(real_wal) + 1;
+		ck_assert_msg(strncmp(fp(&fm, f), real_wal, strlen(real_wal)) == 0 &&
+					  fp(&fm, f)[strlen(real_wal)] == '/', "%s", fp(&fm, f));
+		base = fp(&fm, f) + strlen(real_wal) + 1;
 		ck_assert_msg(strlen(base) == 24 ||
 					  strcmp(base, "000000010000000000000007.partial") == 0,
-					  "%s", f->path);
+					  "%s", fp(&fm, f));
 		ck_assert_uint_eq(strspn(base, "0123456789ABCDEF"), 24);
 		if (strlen(base) == 24)
 		{
@@ -1017,7 +1033,7 @@ START_TEST(test_real_hardlinks)
 		if (fm.files[i].kind != PCT_FILE_RELATION)
 			continue;
 		pathf(dst, "%s/link%zu", real_dir, n++);
-		ck_assert_int_eq(link(fm.files[i].path, dst), 0);
+		ck_assert_int_eq(link(fp(&fm, &fm.files[i]), dst), 0);
 	}
 	ck_assert_uint_eq(n, 12);
 	build_fails(real_pgdata, &real_ctl, PCT_ERR_STATE);
@@ -1031,7 +1047,7 @@ START_TEST(test_real_hardlinks)
 			char		quoted[PATH_MAX + 8];
 
 			snprintf(quoted, sizeof(quoted), "\"%s\" (2 hard links)",
-					 fm.files[i].path);
+					 fp(&fm, &fm.files[i]));
 			if (strstr(unit_all_log(), quoted) != NULL)
 				named++;
 		}
@@ -1187,7 +1203,7 @@ want_rel(const pct_filemap *fm, size_t i, const char *path, uint32_t ts,
 
 	ck_assert_uint_lt(i, fm->nfiles);
 	f = &fm->files[i];
-	ck_assert_str_eq(f->path, path);
+	ck_assert_str_eq(fp(fm, f), path);
 	ck_assert_int_eq(f->kind, PCT_FILE_RELATION);
 	ck_assert_uint_eq(f->tablespace, ts);
 	ck_assert_uint_eq(f->database, db);
@@ -1324,16 +1340,16 @@ START_TEST(test_fake_names_and_order)
 	want_rel(&fm, i++, p, 16500, 6, 40000, 0, false, 8192);
 
 	pathf(p, "%s/000000010000000000000001", w);
-	ck_assert_str_eq(fm.files[i].path, p);
+	ck_assert_str_eq(fp(&fm, &fm.files[i]), p);
 	ck_assert_uint_eq(fm.files[i++].size, SEG_SIZE);
 	pathf(p, "%s/000000010000000000000002.partial", w);
-	ck_assert_str_eq(fm.files[i].path, p);
+	ck_assert_str_eq(fp(&fm, &fm.files[i]), p);
 	ck_assert_uint_eq(fm.files[i++].size, 3 * 8192);
 	pathf(p, "%s/000000010000000000000003.partial", w);
-	ck_assert_str_eq(fm.files[i].path, p);
+	ck_assert_str_eq(fp(&fm, &fm.files[i]), p);
 	ck_assert_uint_eq(fm.files[i++].size, 0);
 	pathf(p, "%s/00000001000000000000000A", w);
-	ck_assert_str_eq(fm.files[i].path, p);
+	ck_assert_str_eq(fp(&fm, &fm.files[i]), p);
 	ck_assert_int_eq(fm.files[i++].kind, PCT_FILE_WAL);
 	ck_assert_uint_eq(fm.nfiles, i);
 
@@ -1354,7 +1370,7 @@ START_TEST(test_fake_names_and_order)
 					  "%s", unit_all_log());
 		ck_assert_int_eq(chdir(cwd), 0);
 		pathf(p, "%s/9", b1);
-		ck_assert_str_eq(fm.files[0].path, p);
+		ck_assert_str_eq(fp(&fm, &fm.files[0]), p);
 		ck_assert_uint_eq(fm.nfiles, i);
 		pct_filemap_free(&fm);
 	}
@@ -1387,7 +1403,7 @@ START_TEST(test_fake_empty_and_wal_link)
 	ck_assert_int_eq(pct_filemap_build(fake_pgdata, 15, &ctl, &fm), PCT_OK);
 	ck_assert_uint_eq(fm.nfiles, 1);
 	pathf(p, "%s/00000001000000000000000C", w);
-	ck_assert_str_eq(fm.files[0].path, p);
+	ck_assert_str_eq(fp(&fm, &fm.files[0]), p);
 	ck_assert_int_eq(fm.files[0].kind, PCT_FILE_WAL);
 	ck_assert_uint_eq(fm.wal_bytes, SEG_SIZE);
 	pct_filemap_free(&fm);

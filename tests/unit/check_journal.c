@@ -161,6 +161,44 @@ START_TEST(journal_mode_data)
 }
 END_TEST
 
+/* The engine builds the old data in place in the record buffer, at
+ * pct_journal_data_offset (4 KiB aligned, after the zones and hashes): the
+ * record read back holds it there, and the same bytes as a copied one. */
+START_TEST(journal_mode_data_in_place)
+{
+	pct_journal_info in = sample_info();
+	pct_journal *j;
+	pct_jbatch	bb[2];
+	int			nb;
+	pct_jzone	z[2] = {{0, 8192, 0}, {1, 8192, 16384}};
+	uint64_t	h[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+	uint64_t	counts[PCT_BATCH_NCOUNTS] = {7, 8, 9, 10};
+	uint8_t    *scratch = malloc(AREA);
+	size_t		off = pct_journal_data_offset(2, 4);
+
+	ck_assert_uint_eq(off % 4096, 0);
+	ck_assert_uint_ge(off, 64 + 2 * 16 + 4 * 16);
+	ck_assert_uint_eq(pct_journal_record_size(2, 4, 16384), off + 16384);
+	in.mode = PCT_RESILIENCE_JOURNAL;
+	for (size_t i = 0; i < 16384; i++)
+		scratch[off + i] = (uint8_t) (i * 11 + 3);
+	ck_assert_int_eq(pct_journal_create(pgdata, &in, AREA, 0600, &j), PCT_OK);
+	ck_assert_int_eq(pct_journal_begin_batch(j, false, z, 2, h, 4, counts,
+											 scratch + off, 16384, scratch), PCT_OK);
+	pct_journal_close(j);
+	ck_assert_int_eq(pct_journal_open(pgdata, &j), PCT_OK);
+	ck_assert_int_eq(pct_journal_get_batches(j, bb, &nb), PCT_OK);
+	ck_assert_int_eq(nb, 1);
+	ck_assert_uint_eq(bb[0].datalen, 16384);
+	for (size_t i = 0; i < 16384; i++)
+		ck_assert_uint_eq(bb[0].olddata[i], (uint8_t) (i * 11 + 3));
+	ck_assert_uint_eq(pct_get_u64(bb[0].hashes + 8 * 7), 8);
+	free(bb[0].zones);
+	pct_journal_close(j);
+	free(scratch);
+}
+END_TEST
+
 static void
 corrupt(off_t off, size_t len)
 {
@@ -346,6 +384,7 @@ journal_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, round_trip_and_progress);
 	tcase_add_test(tc, journal_mode_data);
+	tcase_add_test(tc, journal_mode_data_in_place);
 	tcase_add_test(tc, torn_header_falls_back);
 	tcase_add_test(tc, torn_record_means_not_begun);
 	tcase_add_test(tc, previous_area_untouched);
