@@ -22,20 +22,27 @@
  *	   mode: each 4 KiB sector is old, new or torn by its hashes; old ones
  *	   are transformed, torn ones reported) or rolled back to its old
  *	   contents copied in the journal (journal mode) and redone.
- *	4. Loop over batches of hotzones (at most 1 MiB of one file each):
- *	   a. read and transform in memory, hashing every sector before and
- *	      after (the transform crew: one thread per worker);
- *	   b. wait until the batch before the previous one is durable (its
- *	      journal area is about to be reused), then record this batch in
- *	      the journal, the previous one still marked unfinished, and make
- *	      the record durable;
- *	   c. write every hotzone in place (the write crew; one thread writes
- *	      all zones of a file), starting writeback;
- *	   d. hand the batch to the sync crew (fdatasync of each file), which
- *	      runs while the next batch is read, transformed and written;
- *	   e. report progress.  A stop request takes effect here.
- *	   So at most two batches are unfinished at any time, and the journal
- *	   names both; resume finishes (or rolls back) both.
+ *	4. Loop over batches of hotzones (at most 1 MiB of one file each).
+ *	   Checksum mode, two passes over each batch of up to 256 MiB:
+ *	   a. pass 1 (the transform crew: one thread per worker, each with its
+ *	      cipher contexts and a hotzone buffer): read and transform every
+ *	      zone, keeping only the hash of every sector before and after;
+ *	   b. record the batch in the journal, the previous one still marked
+ *	      unfinished (it is being synced), and make the record durable;
+ *	   c. pass 2: read and transform every zone again, check the hashes
+ *	      against the record, write it in place, start its writeback;
+ *	   d. wait until the previous batch is durable, then hand this one to
+ *	      the sync crew (fdatasync of each file);
+ *	   e. report progress (a stop request takes effect here); then pass 1
+ *	      over the next batch runs while this one syncs.
+ *	   No batch data is held in memory, and the storage gets a quarter of
+ *	   a gigabyte between two journal flushes.
+ *	   Journal mode, batches of up to 12 MiB held in memory with a copy of
+ *	   their old data: the next batch is read and transformed while this
+ *	   one is recorded (with the old data) and written (the write crew:
+ *	   one thread writes all zones of a file) and the previous one syncs.
+ *	   Either way at most two batches are unfinished at any time, and the
+ *	   journal names both; resume finishes (or rolls back) both.
  *	5. Wait for the last sync; record in the journal that all data is
  *	   durable.
  */
@@ -56,10 +63,10 @@
 #include "pct_internal.h"
 
 #define HOTZONE_MAX		(1024 * 1024)
-/* Two batches are in memory at a time (one transformed while the other is
- * written): 2 x 24 MiB, or in journal mode 2 x (12 + 12) MiB with the old
- * data copies, so the peak stays well under 64 MB. */
-#define BATCH_CHECKSUM	(24 * 1024 * 1024)
+/* Checksum mode holds only a batch's hashes (16 bytes a sector: 1 MiB for
+ * 256 MiB); journal mode holds two batches with their old data, 2 x (12 +
+ * 12) MiB, so the peak stays under 64 MB. */
+#define BATCH_CHECKSUM	(256 * 1024 * 1024)
 #define BATCH_JOURNAL	(12 * 1024 * 1024)
 #define MAX_ZONES		4096
 #define MAX_THREADS		64		/* -j limit, and the most threads of a phase */
@@ -91,6 +98,7 @@ typedef struct worker
 			   *in_wal,
 			   *out_rel,
 			   *out_wal;
+	uint8_t    *zbuf;			/* checksum mode: one hotzone */
 } worker;
 
 /* One batch of hotzones on its way through the phases. */
@@ -130,6 +138,7 @@ typedef struct engine
 	bool		skip_rel,
 				skip_wal;
 	int			nworkers;
+	int			ncrew;			/* workers in the transform crew */
 	worker	   *workers;
 	uint64_t	total[PCT_JOURNAL_NCOUNTERS];	/* of the durable batches */
 	pthread_mutex_t err_lock;
@@ -572,6 +581,29 @@ open_checked(const engine *e, const pct_file *f, int *fdp)
 	return PCT_OK;
 }
 
+/*
+ * Transform a zone in memory, page by page (so that the page stays in the
+ * CPU cache between its hashes and its transform), hashing each sector
+ * before and after into h (old, new per sector).  cnt as for rel_page.
+ */
+static void
+transform_zone(engine *e, worker *w, const pct_jzone *z, uint8_t *data,
+			   uint64_t *h, atomic_ullong *cnt)
+{
+	for (uint32_t p = 0; p < z->len; p += PAGE, h += 2 * (PAGE / SECTOR))
+	{
+		uint8_t    *page = data + p;
+
+		for (uint32_t s = 0; s < PAGE / SECTOR; s++)
+			h[2 * s] = pct_sector_hash(page + (size_t) s * SECTOR);
+		transform_page(e, w, z->file, page, z->offset + p, cnt);
+		for (uint32_t s = 0; s < PAGE / SECTOR; s++)
+			h[2 * s + 1] = pct_sector_hash(page + (size_t) s * SECTOR);
+	}
+}
+
+/* Journal mode: read a zone into the batch, keep a copy of its old data,
+ * transform it. */
 static void
 read_zone(engine *e, batch *b, worker *w, uint32_t i)
 {
@@ -590,18 +622,79 @@ read_zone(engine *e, batch *b, worker *w, uint32_t i)
 	}
 	if (b->old)
 		memcpy(b->old + b->zoff[i], data, z->len);
-	/* page by page, so that the page stays in the CPU cache between its
-	 * hashes and its transform */
-	for (uint32_t p = 0; p < z->len; p += PAGE, h += 2 * (PAGE / SECTOR))
-	{
-		uint8_t    *page = data + p;
+	transform_zone(e, w, z, data, h, b->cnt);
+}
 
-		for (uint32_t s = 0; s < PAGE / SECTOR; s++)
-			h[2 * s] = pct_hash64(page + (size_t) s * SECTOR, SECTOR);
-		transform_page(e, w, z->file, page, z->offset + p, b->cnt);
-		for (uint32_t s = 0; s < PAGE / SECTOR; s++)
-			h[2 * s + 1] = pct_hash64(page + (size_t) s * SECTOR, SECTOR);
+/*
+ * Checksum mode, pass 1: read a zone into the worker's buffer, transform
+ * it and keep only the hashes (and counts) for the journal record.
+ */
+static void
+hash_zone(engine *e, batch *b, worker *w, uint32_t i)
+{
+	const pct_jzone *z = &b->zones[i];
+	char		path[PCT_MAXPATH];
+	int			fd = -1;
+	pct_rc		rc;
+
+	if ((rc = open_checked(e, &e->fm->files[z->file], &fd)) != PCT_OK)
+	{
+		set_error(e, rc);
+		return;
 	}
+	rc = pct_pread_all(fd, w->zbuf, z->len, (off_t) z->offset,
+					   pct_file_path(e->fm, &e->fm->files[z->file], path));
+	close(fd);
+	if (rc != PCT_OK)
+	{
+		set_error(e, rc);
+		return;
+	}
+	transform_zone(e, w, z, w->zbuf, b->hashes + 2 * (b->zoff[i] / SECTOR), b->cnt);
+}
+
+/*
+ * Checksum mode, pass 2 (the batch is recorded): read the zone again,
+ * transform it again, check that both its old and its new sectors hash as
+ * recorded (so the file did not change and the transform repeated
+ * itself), write it in place and start its writeback.  The descriptor
+ * stays open for the sync phase.
+ */
+static void
+rewrite_zone(engine *e, batch *b, worker *w, uint32_t i)
+{
+	const pct_jzone *z = &b->zones[i];
+	const uint64_t *want = b->hashes + 2 * (b->zoff[i] / SECTOR);
+	uint64_t	got[2 * (HOTZONE_MAX / SECTOR)];
+	char		path[PCT_MAXPATH];
+	pct_rc		rc;
+
+	pct_file_path(e->fm, &e->fm->files[z->file], path);
+	if ((rc = open_checked(e, &e->fm->files[z->file], &b->fds[i])) != PCT_OK ||
+		(rc = pct_pread_all(b->fds[i], w->zbuf, z->len, (off_t) z->offset,
+							path)) != PCT_OK)
+	{
+		set_error(e, rc);
+		return;
+	}
+	transform_zone(e, w, z, w->zbuf, got, NULL);
+	if (memcmp(got, want, 2 * sizeof(uint64_t) * (z->len / SECTOR)) != 0)
+	{
+		set_error(e, pct_fail(PCT_ERR_STATE, NULL,
+							  "Files must not change while the cluster is being rewritten.",
+							  "file \"%s\" at offset %llu changed between reading and rewriting",
+							  path, (unsigned long long) z->offset));
+		return;
+	}
+	if ((rc = pct_pwrite_all(b->fds[i], w->zbuf, z->len, (off_t) z->offset,
+							 path)) != PCT_OK)
+	{
+		set_error(e, rc);
+		return;
+	}
+	if (pct_sync_enabled())
+		(void) sync_file_range(b->fds[i], (off_t) z->offset, z->len,
+							   SYNC_FILE_RANGE_WRITE);
 }
 
 /*
@@ -676,9 +769,19 @@ close_fds(batch *b)
 /* Fill b from position (*file, *offset), using buffer set `set`; false
  * when nothing is left. */
 static bool
-plan_batch(engine *e, batch *b, int set, uint64_t *file, uint64_t *offset)
+plan_batch(engine *e, batch *b, int set, uint64_t n, uint64_t *file,
+		   uint64_t *offset)
 {
 	size_t		used = 0;
+	size_t		most = e->batch_max;
+
+	/* the first batches grow (1/32, 1/8, 1/2 of the full size), so that
+	 * the disk starts writing soon instead of waiting for a whole first
+	 * batch to be hashed */
+	if (n < 3 && e->o->mode == PCT_RESILIENCE_CHECKSUM)
+		most = most >> (5 - 2 * n) < HOTZONE_MAX ? HOTZONE_MAX : most >> (5 - 2 * n);
+	if (most > e->batch_max)
+		most = e->batch_max;
 
 	b->buf = e->bufs[set];
 	b->record = e->records[set];
@@ -686,7 +789,7 @@ plan_batch(engine *e, batch *b, int set, uint64_t *file, uint64_t *offset)
 	for (int k = 0; k < PCT_BATCH_NCOUNTS; k++)
 		atomic_store(&b->cnt[k], 0);
 	b->nzones = 0;
-	while (*file < e->fm->nfiles && b->nzones < e->max_zones && used < e->batch_max)
+	while (*file < e->fm->nfiles && b->nzones < e->max_zones && used < most)
 	{
 		const pct_file *f = &e->fm->files[*file];
 		uint64_t	len;
@@ -700,8 +803,8 @@ plan_batch(engine *e, batch *b, int set, uint64_t *file, uint64_t *offset)
 		len = f->size - *offset;
 		if (len > HOTZONE_MAX)
 			len = HOTZONE_MAX;
-		if (len > e->batch_max - used)
-			len = (e->batch_max - used) / PAGE * PAGE;
+		if (len > most - used)
+			len = (most - used) / PAGE * PAGE;
 		if (len == 0)
 			break;
 		b->zones[b->nzones] = (pct_jzone) {(uint32_t) *file, (uint32_t) len, *offset};
@@ -724,7 +827,7 @@ plan_batch(engine *e, batch *b, int set, uint64_t *file, uint64_t *offset)
 static enum sector_state
 classify(const uint8_t *sector, const uint8_t *hashes, uint64_t s)
 {
-	uint64_t	h = pct_hash64(sector, SECTOR);
+	uint64_t	h = pct_sector_hash(sector);
 
 	if (h == pct_get_u64(hashes + 16 * s + 8))
 		return SECTOR_NEW;
@@ -927,6 +1030,7 @@ make_workers(engine *e)
 	const pct_engine_opts *o = e->o;
 
 	e->nworkers = o->jobs < 1 ? 1 : o->jobs > MAX_THREADS ? MAX_THREADS : o->jobs;
+	e->ncrew = e->nworkers;
 	e->workers = calloc((size_t) e->nworkers, sizeof(worker));
 	if (e->workers == NULL)
 		return pct_fail(PCT_ERR_NOMEM, NULL, NULL, "out of memory");
@@ -959,6 +1063,7 @@ free_engine(engine *e)
 			pct_cipher_free(e->workers[t].in_wal);
 			pct_cipher_free(e->workers[t].out_rel);
 			pct_cipher_free(e->workers[t].out_wal);
+			big_free(e->workers[t].zbuf, HOTZONE_MAX);
 		}
 	free(e->workers);
 	pct_journal_close(e->j);
@@ -982,8 +1087,10 @@ free_engine(engine *e)
 /*
  * Peak memory stays under 64 MB (10^6 bytes) whatever the cluster size, as
  * far as the file map allows: the map takes 40 bytes a file (its entry and
- * the plan's LSN), so the batches shrink to leave room for it, down to one
- * hotzone.  MEMORY_BUDGET is what the map and the buffers may take
+ * the plan's LSN), so journal mode's batches shrink to leave room for it,
+ * down to one hotzone, and checksum mode runs fewer workers if their
+ * hotzone buffers would not fit.  MEMORY_BUDGET is what the map and the
+ * buffers may take
  * together; the rest is the program itself (libraries, stacks, the journal
  * header): 7.4 MB measured, and a margin.
  */
@@ -1000,36 +1107,64 @@ map_memory(const engine *e)
 	return n;
 }
 
-/* The two buffer sets and the three batch slots (not needed to plan). */
+/*
+ * The buffers of the rewrite and the three batch slots (not needed to
+ * plan).  Journal mode: two sets of a data buffer and a record buffer the
+ * size of a batch, shrunk so that they and the map fit the budget.
+ * Checksum mode holds no batch data, only its hashes (16 bytes a sector)
+ * and a hotzone buffer per worker; the workers are cut down to what fits.
+ * Either way the batch must fit the journal's areas (a journal made by an
+ * older version may have smaller ones).
+ */
 static pct_rc
 alloc_batches(engine *e)
 {
 	bool		journal = e->o->mode == PCT_RESILIENCE_JOURNAL;
 	size_t		map = map_memory(e),
-				per_byte = journal ? 4 : 2;	/* data, old data; two sets */
-	size_t		room = map < MEMORY_BUDGET ? (MEMORY_BUDGET - map) / per_byte : 0;
+				room = map < MEMORY_BUDGET ? MEMORY_BUDGET - map : 0;
 
 	if (e->batch_max < PAGE)
 		return pct_fail(PCT_ERR_ARG, NULL, NULL, "batch size below a page");
-	if (e->batch_max > room)
+	while (e->batch_max > PAGE &&
+		   pct_journal_record_size(MAX_ZONES, (uint32_t) (e->batch_max / SECTOR),
+								   journal ? e->batch_max : 0) > e->j->area_size)
+		e->batch_max = e->batch_max / 2 / PAGE * PAGE;
+	if (journal && e->batch_max > room / 4)	/* data, old data; two sets */
 	{
 		size_t		was = e->batch_max;
 
-		e->batch_max = room / PAGE * PAGE;
+		e->batch_max = room / 4 / PAGE * PAGE;
 		if (e->batch_max < HOTZONE_MAX)
 			e->batch_max = HOTZONE_MAX;
 		pct_report(PCT_LOG_INFO, NULL, NULL,
 				   "file map of %zu files takes %zu kB: batches of %zu kB instead of %zu kB",
 				   e->fm->nfiles, map >> 10, e->batch_max >> 10, was >> 10);
 	}
+	if (!journal)
+	{
+		size_t		fixed = 4 * (e->batch_max / SECTOR) * sizeof(uint64_t) +
+			2 * (size_t) pct_journal_record_size(MAX_ZONES, (uint32_t) (e->batch_max / SECTOR), 0);
+		size_t		fit = room > fixed ? (room - fixed) / HOTZONE_MAX : 0;
+
+		if ((size_t) e->ncrew > fit)
+		{
+			pct_report(PCT_LOG_INFO, NULL, NULL,
+					   "file map of %zu files takes %zu kB: %zu workers instead of %d",
+					   e->fm->nfiles, map >> 10, fit ? fit : 1, e->ncrew);
+			e->ncrew = fit ? (int) fit : 1;
+		}
+		for (int t = 0; t < e->ncrew; t++)
+			if ((e->workers[t].zbuf = big_alloc(HOTZONE_MAX)) == NULL)
+				return pct_fail(PCT_ERR_NOMEM, NULL, NULL, "out of memory");
+	}
 	e->record_max = pct_journal_record_size(MAX_ZONES, (uint32_t) (e->batch_max / SECTOR),
 											journal ? e->batch_max : 0);
 	for (int i = 0; i < 2; i++)
 	{
-		e->bufs[i] = big_alloc(e->batch_max);
+		e->bufs[i] = journal ? big_alloc(e->batch_max) : NULL;
 		e->records[i] = big_alloc(e->record_max);
 		e->hashsets[i] = calloc(2 * (e->batch_max / SECTOR), sizeof(uint64_t));
-		if (!e->bufs[i] || !e->records[i] || !e->hashsets[i])
+		if ((journal && !e->bufs[i]) || !e->records[i] || !e->hashsets[i])
 			return pct_fail(PCT_ERR_NOMEM, NULL, NULL, "out of memory");
 	}
 	for (int i = 0; i < 3; i++)
@@ -1260,23 +1395,28 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 		goto done;
 
 	/*
-	 * 4: the batches.  Batch n is recorded and written while batch n + 1
-	 * is transformed (transform crew) and batch n - 1 is synced (sync
-	 * crew); batch n uses slot n % 3 and buffer set n % 2.  The crews'
-	 * threads live until the loop ends (creating threads per batch cost a
-	 * tenth of the CPU time).
+	 * 4: the batches.  Journal mode: batch n is recorded and written while
+	 * batch n + 1 is transformed (transform crew) and batch n - 1 is synced
+	 * (sync crew).  Checksum mode in two passes over each batch: the
+	 * workers hash batch n + 1 (pass 1) while batch n is synced, and after
+	 * recording it write it (pass 2) while batch n - 1 is synced.  Batch n
+	 * uses slot n % 3 and buffer set n % 2.  The crews' threads live until
+	 * the loop ends (creating threads per batch cost a tenth of the CPU
+	 * time).
 	 */
 	{
 		uint64_t	n = 0;
+		bool		two_pass = o->mode == PCT_RESILIENCE_CHECKSUM;
 		bool		more = !e.j->info.data_complete &&
-			plan_batch(&e, &e.batches[0], 0, &file, &offset);
+			plan_batch(&e, &e.batches[0], 0, 0, &file, &offset);
 
 		if (more)
 		{
-			crew_init(&tc, &e, e.nworkers, true);
-			crew_init(&wc, &e, IO_THREADS, false);
+			crew_init(&tc, &e, e.ncrew, true);
+			if (!two_pass)
+				crew_init(&wc, &e, IO_THREADS, false);
 			crew_init(&sc, &e, IO_THREADS, false);
-			if ((rc = crew_run(&tc, &e.batches[0], read_zone)) != PCT_OK)
+			if ((rc = crew_run(&tc, &e.batches[0], two_pass ? hash_zone : read_zone)) != PCT_OK)
 				more = false;
 		}
 		while (more)
@@ -1291,8 +1431,9 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 			double		t1 = now(),
 						t2;
 
-			/* a: transform the next batch meanwhile */
-			has_next = plan_batch(&e, next, (int) ((n + 1) % 2), &file, &offset);
+			/* a: journal mode: transform the next batch meanwhile */
+			has_next = !two_pass &&
+				plan_batch(&e, next, (int) ((n + 1) % 2), n + 1, &file, &offset);
 			if (has_next)
 				crew_start(&tc, next, read_zone);
 
@@ -1312,7 +1453,8 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 			t1 = t2;
 
 			/* c */
-			if ((rc = crew_run(&wc, b, write_zone)) != PCT_OK)
+			if ((rc = two_pass ? crew_run(&tc, b, rewrite_zone) :
+				 crew_run(&wc, b, write_zone)) != PCT_OK)
 				break;
 			t2 = now();
 			prof[2] += t2 - t1;
@@ -1355,6 +1497,12 @@ pct_engine_run(const char *pgdata, const pct_control *ctl,
 								  "%s stopped at a safe point", pct_op_str(o->op));
 				break;
 			}
+			/* f: checksum mode: pass 1 over the next batch while this one
+			 * syncs */
+			if (two_pass &&
+				(has_next = plan_batch(&e, next, (int) ((n + 1) % 2), n + 1, &file, &offset)) &&
+				(rc = crew_run(&tc, next, hash_zone)) != PCT_OK)
+				break;
 			more = has_next;
 			if (more)
 				n++;

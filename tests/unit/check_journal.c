@@ -308,6 +308,79 @@ START_TEST(hash_properties)
 }
 END_TEST
 
+/* The journal's sector hash: the AVX2 code (where the CPU has it) and the
+ * portable code agree; a fixed value (the journal format depends on it);
+ * every single-bit change, and swapping two 64-byte stripes, changes it. */
+START_TEST(sector_hash_properties)
+{
+	uint8_t		a[4096],
+				c[4096];
+	uint64_t	x = 88172645463325252ULL;
+
+	for (int i = 0; i < 4096; i++)
+		a[i] = (uint8_t) (i * 31 + 7);
+	ck_assert_uint_eq(pct_sector_hash(a), 0xef22038ef0e31e68ULL);
+	ck_assert_uint_eq(pct_sector_hash_portable(a), 0xef22038ef0e31e68ULL);
+	memset(c, 0, sizeof(c));
+	ck_assert_uint_eq(pct_sector_hash(c), 0x431a56a73d9ec66cULL);
+	for (int n = 0; n < 2000; n++)
+	{
+		for (int i = 0; i < 4096; i++)
+		{
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			c[i] = (uint8_t) x;
+		}
+		if (n % 4 == 0)			/* words whose halves are zero */
+			memset(c + (n % 64) * 64, 0, 64);
+		ck_assert_uint_eq(pct_sector_hash(c), pct_sector_hash_portable(c));
+	}
+	memcpy(c, a, sizeof(a));
+	for (int bit = 0; bit < 4096 * 8; bit += 13)
+	{
+		c[bit / 8] ^= (uint8_t) (1 << (bit % 8));
+		ck_assert_uint_ne(pct_sector_hash(a), pct_sector_hash(c));
+		c[bit / 8] ^= (uint8_t) (1 << (bit % 8));
+	}
+	memcpy(c, a + 64, 64);
+	memcpy(c + 64, a, 64);
+	ck_assert_uint_ne(pct_sector_hash(a), pct_sector_hash(c));
+}
+END_TEST
+
+/* A journal of another format version (both headers whole) is refused
+ * with a message naming both versions, not called damaged. */
+START_TEST(other_version_refused)
+{
+	pct_journal_info in = sample_info(),
+				out;
+	pct_journal *j;
+	int			fd;
+
+	ck_assert_int_eq(pct_journal_create(pgdata, &in, AREA, 0600, &j), PCT_OK);
+	pct_journal_close(j);
+	fd = open(jpath, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	for (int slot = 0; slot < 2; slot++)
+	{
+		uint8_t		h[4096];
+
+		ck_assert_int_eq(pread(fd, h, sizeof(h), slot * 4096), 4096);
+		if (memcmp(h, "PCTJRNL1", 8) != 0)
+			continue;			/* the slot not written yet */
+		pct_put_u32(h + 8, 1);	/* version */
+		pct_put_u64(h + 264, pct_hash64(h, 264));	/* the header's hash */
+		ck_assert_int_eq(pwrite(fd, h, sizeof(h), slot * 4096), 4096);
+	}
+	close(fd);
+	unit_capture_log();
+	ck_assert_int_eq(pct_journal_peek(pgdata, &out), PCT_ERR_FORMAT);
+	ck_assert_ptr_nonnull(strstr(unit_all_log(), "has format version 1; this version of pgcrypttools reads version 2"));
+	ck_assert_ptr_null(strstr(unit_all_log(), "damaged"));
+}
+END_TEST
+
 START_TEST(space_is_preallocated)
 {
 	pct_journal_info in = sample_info();
@@ -390,6 +463,8 @@ journal_suite(void)
 	tcase_add_test(tc, previous_area_untouched);
 	tcase_add_test(tc, two_unfinished_batches);
 	tcase_add_test(tc, hash_properties);
+	tcase_add_test(tc, sector_hash_properties);
+	tcase_add_test(tc, other_version_refused);
 	tcase_add_test(tc, space_is_preallocated);
 	suite_add_tcase(s, tc);
 	return s;
