@@ -128,7 +128,7 @@ typedef struct engine
 	uint64_t   *file_lsn;		/* plan: fake LSN per file, 0 for none */
 	pct_journal *j;
 	size_t		batch_max;
-	uint8_t    *bufs[2];		/* two buffer sets: data, */
+	uint8_t    *bufs[2];		/* two buffer sets: data (journal mode), */
 	uint8_t    *records[2];		/* journal record (with the old data), */
 	uint64_t   *hashsets[2];	/* sector hashes */
 	size_t		record_max;
@@ -582,6 +582,23 @@ open_checked(const engine *e, const pct_file *f, int *fdp)
 }
 
 /*
+ * Open a zone's file (checked against the map) and read the zone into
+ * data.  The descriptor is left in *fd, also after a failed read, for the
+ * caller to close.
+ */
+static pct_rc
+load_zone(engine *e, const pct_jzone *z, uint8_t *data, int *fd)
+{
+	char		path[PCT_MAXPATH];
+	pct_rc		rc = open_checked(e, &e->fm->files[z->file], fd);
+
+	if (rc == PCT_OK)
+		rc = pct_pread_all(*fd, data, z->len, (off_t) z->offset,
+						   pct_file_path(e->fm, &e->fm->files[z->file], path));
+	return rc;
+}
+
+/*
  * Transform a zone in memory, page by page (so that the page stays in the
  * CPU cache between its hashes and its transform), hashing each sector
  * before and after into h (old, new per sector).  cnt as for rel_page.
@@ -609,20 +626,16 @@ read_zone(engine *e, batch *b, worker *w, uint32_t i)
 {
 	const pct_jzone *z = &b->zones[i];
 	uint8_t    *data = b->buf + b->zoff[i];
-	uint64_t   *h = b->hashes + 2 * (b->zoff[i] / SECTOR);
-	char		path[PCT_MAXPATH];
 	pct_rc		rc;
 
-	if ((rc = open_checked(e, &e->fm->files[z->file], &b->fds[i])) != PCT_OK ||
-		(rc = pct_pread_all(b->fds[i], data, z->len, (off_t) z->offset,
-							pct_file_path(e->fm, &e->fm->files[z->file], path))) != PCT_OK)
+	if ((rc = load_zone(e, z, data, &b->fds[i])) != PCT_OK)
 	{
 		set_error(e, rc);
 		return;
 	}
 	if (b->old)
 		memcpy(b->old + b->zoff[i], data, z->len);
-	transform_zone(e, w, z, data, h, b->cnt);
+	transform_zone(e, w, z, data, b->hashes + 2 * (b->zoff[i] / SECTOR), b->cnt);
 }
 
 /*
@@ -633,18 +646,11 @@ static void
 hash_zone(engine *e, batch *b, worker *w, uint32_t i)
 {
 	const pct_jzone *z = &b->zones[i];
-	char		path[PCT_MAXPATH];
 	int			fd = -1;
-	pct_rc		rc;
+	pct_rc		rc = load_zone(e, z, w->zbuf, &fd);
 
-	if ((rc = open_checked(e, &e->fm->files[z->file], &fd)) != PCT_OK)
-	{
-		set_error(e, rc);
-		return;
-	}
-	rc = pct_pread_all(fd, w->zbuf, z->len, (off_t) z->offset,
-					   pct_file_path(e->fm, &e->fm->files[z->file], path));
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	if (rc != PCT_OK)
 	{
 		set_error(e, rc);
@@ -670,9 +676,7 @@ rewrite_zone(engine *e, batch *b, worker *w, uint32_t i)
 	pct_rc		rc;
 
 	pct_file_path(e->fm, &e->fm->files[z->file], path);
-	if ((rc = open_checked(e, &e->fm->files[z->file], &b->fds[i])) != PCT_OK ||
-		(rc = pct_pread_all(b->fds[i], w->zbuf, z->len, (off_t) z->offset,
-							path)) != PCT_OK)
+	if ((rc = load_zone(e, z, w->zbuf, &b->fds[i])) != PCT_OK)
 	{
 		set_error(e, rc);
 		return;

@@ -76,24 +76,9 @@ ok((grep { $_ eq 'pread' } @intercepts) && (grep { $_ eq '__read_chk' } @interce
 # Queries whose results must be equal on both nodes, per database.
 my %queries = (
 	postgres => [
-		[
-			'pgbench_accounts',
-			q{SELECT count(*), sum(abalance),
-				md5(string_agg(aid || ':' || abalance, ',' ORDER BY aid))
-			  FROM pgbench_accounts}
-		],
-		[
-			'pgbench_branches and tellers',
-			q{SELECT (SELECT string_agg(bid || ':' || bbalance, ',' ORDER BY bid)
-					   FROM pgbench_branches),
-					 (SELECT md5(string_agg(tid || ':' || tbalance, ',' ORDER BY tid))
-					   FROM pgbench_tellers)}
-		],
-		[
-			'pgbench_history (but mtime)',
-			q{SELECT count(*), md5(string_agg(concat_ws(':', tid, bid, aid, delta),
-				',' ORDER BY tid, bid, aid, delta)) FROM pgbench_history}
-		],
+		PctTest::check_queries(
+			'pgbench_accounts', 'pgbench_branches and pgbench_tellers',
+			'pgbench_history (but mtime)'),
 		[
 			'pgbench_accounts through its index',
 			q{SET enable_seqscan = off; SET enable_bitmapscan = off;
@@ -103,28 +88,10 @@ my %queries = (
 		[ 'table flip', q{SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM flip} ],
 	],
 	src => [
-		[ 'table t', q{SELECT count(*), md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM t} ],
-		[
-			'table t through its index',
-			q{SET enable_seqscan = off; SET enable_bitmapscan = off;
-			  SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM t WHERE id > 0}
-		],
-		[
-			'unlogged table ul',
-			q{SELECT count(*), md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM ul}
-		],
-		[
-			'unlogged table ul through its indexes',
-			q{SET enable_seqscan = off; SET enable_bitmapscan = off;
-			  SELECT count(*), md5(string_agg(v, ',' ORDER BY v)) FROM ul WHERE v > '';
-			  SELECT count(*), sum(id) FROM ul WHERE id > 0}
-		],
-		[
-			'TOAST-ed values',
-			q{SELECT count(*), sum(length(body)),
-				md5(string_agg(md5(body), ',' ORDER BY id)) FROM toasty}
-		],
-		[ 'sequence', q{SELECT last_value FROM seq} ],
+		PctTest::check_queries(
+			'table t', 'table t through its index', 'unlogged table ul',
+			'unlogged table ul through its indexes', 'TOAST-ed values',
+			'sequence'),
 	],);
 # ul2 and its index exist from step 3 on.
 my @ul2_queries = (

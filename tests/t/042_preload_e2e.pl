@@ -84,59 +84,24 @@ my @TWIN_DBS = ('postgres', 'db_fc', 'db_wl');
 
 # Queries whose results must agree, per kind of database.
 my @Q_POSTGRES = (
-	[
-		'pgbench_accounts',
-		q{SELECT count(*), sum(abalance),
-			md5(string_agg(aid || ':' || abalance, ',' ORDER BY aid))
-		  FROM pgbench_accounts}
-	],
+	PctTest::check_queries('pgbench_accounts'),
 	[
 		'pgbench_accounts through its index',
 		q{SET enable_seqscan = off; SET enable_bitmapscan = off;
 		  SELECT count(*), sum(abalance), md5(string_agg(aid::text, ',' ORDER BY aid))
 		  FROM pgbench_accounts WHERE aid BETWEEN 1000 AND 150000}
 	],
-	[
-		'pgbench_branches and pgbench_tellers',
-		q{SELECT (SELECT string_agg(bid || ':' || bbalance, ',' ORDER BY bid)
-				  FROM pgbench_branches),
-				 (SELECT md5(string_agg(tid || ':' || tbalance, ',' ORDER BY tid))
-				  FROM pgbench_tellers)}
-	],
-	[
-		'pgbench_history (but mtime)',
-		q{SELECT count(*), md5(string_agg(concat_ws(':', tid, bid, aid, delta),
-			',' ORDER BY tid, bid, aid, delta)) FROM pgbench_history}
-	],
-	[
-		'unlogged table ul',
-		q{SELECT count(*), md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM ul}
-	],
-	[
-		'unlogged table ul through its indexes',
-		q{SET enable_seqscan = off; SET enable_bitmapscan = off;
-		  SELECT count(*), md5(string_agg(v, ',' ORDER BY v)) FROM ul WHERE v > '';
-		  SELECT count(*), sum(id) FROM ul WHERE id > 0}
-	],
-	[
-		'TOAST-ed values',
-		q{SELECT count(*), sum(length(body)),
-			md5(string_agg(md5(body), ',' ORDER BY id)) FROM toasty}
-	],
-	[ 'sequence', q{SELECT last_value, is_called FROM seq} ],
+	PctTest::check_queries(
+		'pgbench_branches and pgbench_tellers', 'pgbench_history (but mtime)',
+		'unlogged table ul', 'unlogged table ul through its indexes',
+		'TOAST-ed values', 'sequence'),
 	[
 		'GIN and GiST indexes',
 		q{SET enable_seqscan = off;
 		  SELECT count(*), sum(id) FROM docs WHERE tags @> ARRAY[3];
 		  SELECT count(*), sum(id) FROM docs WHERE p <@ box(point(10,10), point(40,40))}
 	],);
-my @Q_OTHER = (
-	[ 'table t', q{SELECT count(*), md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM t} ],
-	[
-		'table t through its index',
-		q{SET enable_seqscan = off; SET enable_bitmapscan = off;
-		  SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM t WHERE id > 0}
-	],);
+my @Q_OTHER = PctTest::check_queries('table t', 'table t through its index');
 
 sub queries_of { return $_[0] eq 'postgres' ? @Q_POSTGRES : @Q_OTHER; }
 

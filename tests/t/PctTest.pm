@@ -875,6 +875,52 @@ sub pg_dumps
 
 =pod
 
+=item check_queries(NAME, ...)
+
+[NAME, SQL] pairs of the queries the preload tests compare between nodes,
+by name, for the objects both build: pgbench's tables, the table t, the
+unlogged table ul (two btree indexes), the TOAST-ed table toasty and the
+sequence seq.  Dies on an unknown name.
+
+=cut
+
+my %CHECK_QUERIES = (
+	'pgbench_accounts' => q{SELECT count(*), sum(abalance),
+		md5(string_agg(aid || ':' || abalance, ',' ORDER BY aid))
+	  FROM pgbench_accounts},
+	'pgbench_branches and pgbench_tellers' =>
+	  q{SELECT (SELECT string_agg(bid || ':' || bbalance, ',' ORDER BY bid)
+			  FROM pgbench_branches),
+			 (SELECT md5(string_agg(tid || ':' || tbalance, ',' ORDER BY tid))
+			  FROM pgbench_tellers)},
+	'pgbench_history (but mtime)' =>
+	  q{SELECT count(*), md5(string_agg(concat_ws(':', tid, bid, aid, delta),
+		',' ORDER BY tid, bid, aid, delta)) FROM pgbench_history},
+	'table t' =>
+	  q{SELECT count(*), md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM t},
+	'table t through its index' =>
+	  q{SET enable_seqscan = off; SET enable_bitmapscan = off;
+	  SELECT count(*), md5(string_agg(v, ',' ORDER BY id)) FROM t WHERE id > 0},
+	'unlogged table ul' =>
+	  q{SELECT count(*), md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM ul},
+	'unlogged table ul through its indexes' =>
+	  q{SET enable_seqscan = off; SET enable_bitmapscan = off;
+	  SELECT count(*), md5(string_agg(v, ',' ORDER BY v)) FROM ul WHERE v > '';
+	  SELECT count(*), sum(id) FROM ul WHERE id > 0},
+	'TOAST-ed values' => q{SELECT count(*), sum(length(body)),
+		md5(string_agg(md5(body), ',' ORDER BY id)) FROM toasty},
+	'sequence' => q{SELECT last_value, is_called FROM seq},);
+
+sub check_queries
+{
+	return map {
+		croak "no check query \"$_\"" unless exists $CHECK_QUERIES{$_};
+		[ $_, $CHECK_QUERIES{$_} ]
+	} @_;
+}
+
+=pod
+
 =item query_results(NODE, DB, QUERIES)
 
 Run the queries of the array ref QUERIES ([NAME, SQL] pairs; SQL may hold
