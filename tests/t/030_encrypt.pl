@@ -584,19 +584,10 @@ sub run_cluster
 	for my $db (@dbs)
 	{
 		psql_ok($node, $db, 'CREATE EXTENSION amcheck');
-		my ($brc, $bout, $berr) = $node->psql($db, q{
-			SELECT count(bt_index_check(c.oid, true))
-			  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-			  JOIN pg_am am ON am.oid = c.relam
-			 WHERE am.amname = 'btree' AND i.indisvalid
-			   AND c.relpersistence <> 't'});
+		my ($brc, $bout, $berr, $hrc, $hout, $herr) = PctTest::amcheck($node, $db);
 		is($brc, 0, "$name $db: bt_index_check (heapallindexed) passes")
 		  or diag($berr);
 		cmp_ok($bout || 0, '>', 50, "$name $db: ... on every btree index ($bout)");
-		my ($hrc, $hout, $herr) = $node->psql($db, q{
-			SELECT c.oid::regclass, v.blkno, v.msg
-			  FROM pg_class c CROSS JOIN LATERAL verify_heapam(c.oid) v
-			 WHERE c.relkind IN ('r', 'm', 't') AND c.relpersistence <> 't'});
 		is("$hrc $hout", '0 ', "$name $db: verify_heapam finds nothing")
 		  or diag($herr);
 	}

@@ -417,18 +417,9 @@ sub run_config
 	for my $db ('postgres', 'src', 'fc', 'wl', 'bench')
 	{
 		$enc->safe_psql($db, 'CREATE EXTENSION amcheck');
-		my ($brc, $bout, $berr) = $enc->psql($db, q{
-			SELECT count(bt_index_check(c.oid, true))
-			  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-			  JOIN pg_am am ON am.oid = c.relam
-			 WHERE am.amname = 'btree' AND i.indisvalid
-			   AND c.relpersistence <> 't'});
+		my ($brc, $bout, $berr, $hrc, $hout, $herr) = PctTest::amcheck($enc, $db);
 		is($brc, 0, "$name $db: bt_index_check (heapallindexed) passes on $bout indexes")
 		  or diag($berr);
-		my ($hrc, $hout, $herr) = $enc->psql($db, q{
-			SELECT c.oid::regclass, v.blkno, v.msg
-			  FROM pg_class c CROSS JOIN LATERAL verify_heapam(c.oid) v
-			 WHERE c.relkind IN ('r', 'm', 't') AND c.relpersistence <> 't'});
 		is("$hrc $hout", '0 ', "$name $db: verify_heapam finds nothing")
 		  or diag($herr);
 	}

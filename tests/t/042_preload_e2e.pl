@@ -205,19 +205,11 @@ sub amcheck_all
 	my ($label, $node) = @_;
 	for my $db (databases($node))
 	{
-		my ($rc, $out, $err) = $node->psql($db, q{
-			SELECT count(bt_index_check(c.oid, true))
-			  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-			  JOIN pg_am am ON am.oid = c.relam
-			 WHERE am.amname = 'btree' AND i.indisvalid AND c.relpersistence <> 't'});
-		ok($rc == 0 && $out > 20,
-			"$label: $db: bt_index_check (heapallindexed) passes on every btree index ($out)")
-		  or diag($err);
-		($rc, $out, $err) = $node->psql($db, q{
-			SELECT c.oid::regclass, v.blkno, v.offnum, v.msg
-			  FROM pg_class c CROSS JOIN LATERAL verify_heapam(c.oid) v
-			 WHERE c.relkind IN ('r', 'm', 't') AND c.relpersistence <> 't'});
-		is("$rc $out", '0 ', "$label: $db: verify_heapam finds nothing") or diag($err);
+		my ($brc, $bout, $berr, $hrc, $hout, $herr) = PctTest::amcheck($node, $db);
+		ok($brc == 0 && $bout > 20,
+			"$label: $db: bt_index_check (heapallindexed) passes on every btree index ($bout)")
+		  or diag($berr);
+		is("$hrc $hout", '0 ', "$label: $db: verify_heapam finds nothing") or diag($herr);
 	}
 	return;
 }

@@ -921,6 +921,34 @@ sub check_queries
 
 =pod
 
+=item amcheck(NODE, DB)
+
+amcheck in database DB of the running NODE (the extension must exist):
+bt_index_check with heapallindexed on every valid btree index, and
+verify_heapam on every table, materialized view and TOAST table (not
+temporary ones).  Returns (btree psql exit, number of indexes checked,
+btree stderr, heap psql exit, heap findings (empty when none), heap
+stderr).
+
+=cut
+
+sub amcheck
+{
+	my ($node, $db) = @_;
+	my @btree = $node->psql($db, q{
+		SELECT count(bt_index_check(c.oid, true))
+		  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		  JOIN pg_am am ON am.oid = c.relam
+		 WHERE am.amname = 'btree' AND i.indisvalid AND c.relpersistence <> 't'});
+	my @heap = $node->psql($db, q{
+		SELECT c.oid::regclass, v.blkno, v.offnum, v.msg
+		  FROM pg_class c CROSS JOIN LATERAL verify_heapam(c.oid) v
+		 WHERE c.relkind IN ('r', 'm', 't') AND c.relpersistence <> 't'});
+	return (@btree, @heap);
+}
+
+=pod
+
 =item query_results(NODE, DB, QUERIES)
 
 Run the queries of the array ref QUERIES ([NAME, SQL] pairs; SQL may hold
